@@ -1,0 +1,25 @@
+"""ASGI entry point, served by daphne: HTTP through Django, WebSockets through
+Channels behind origin validation and session authentication."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from collab.routing import websocket_urlpatterns  # noqa: E402
+from studio.uploads import UploadLimitMiddleware  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": UploadLimitMiddleware(django_asgi_app),
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
+    }
+)

@@ -1,0 +1,64 @@
+"""Create a demo user and project with generated stems, so a fresh install is a
+working studio at once. Running it again changes nothing."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+from audio.engine.codecs import validate
+from studio import actions
+from studio.demo import DEMO_STEMS, write_demo_stem
+from studio.models import Membership, Project
+
+DEMO_PROJECT = "Demo session"
+
+
+class Command(BaseCommand):
+    help = "Create the demo user and project (idempotent)."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--username", default="demo")
+        parser.add_argument("--wait", action="store_true", help="wait for the analysis jobs")
+
+    def handle(self, *args: Any, username: str, wait: bool, **options: Any) -> None:
+        User = get_user_model()
+        user, created = User.objects.get_or_create(username=username)
+        if created:
+            user.set_password(settings.ROOMTONE_DEMO_PASSWORD)
+            user.save()
+        if Membership.objects.filter(user=user, project__name=DEMO_PROJECT).exists():
+            self.stdout.write(f"demo already there: log in as {username}")
+            return
+        project = actions.do_create_project(user, DEMO_PROJECT, tempo_bpm=120.0)
+        access = actions.access_project(user, project.id, "owner")
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in DEMO_STEMS:
+                path = os.path.join(tmp, f"{name.lower()}.flac")
+                write_demo_stem(path, name)
+                actions.do_add_stem(
+                    access,
+                    path=path,
+                    sha256=actions.sha256_of(path),
+                    size=os.path.getsize(path),
+                    filename=os.path.basename(path),
+                    name=name,
+                    info=validate(path),
+                )
+        if wait:
+            from django_tasks import default_task_backend
+
+            join = getattr(default_task_backend, "join", None)
+            if join is not None:
+                join()
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"demo ready: project {Project.objects.get(id=project.id).name!r}, "
+                f"user {username!r}, password {settings.ROOMTONE_DEMO_PASSWORD!r}"
+            )
+        )

@@ -1,0 +1,104 @@
+"""Server-rendered pages. Thin: look up with access_*, write with do_*."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import UserCreationForm
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from . import actions
+from .errors import NotFound, StudioError
+from .models import Membership, Role, ShareLink
+from .payloads import member_payload, project_payload, share_link_payload, stem_payload
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    form = UserCreationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return redirect(request.GET.get("next") or "project-list")
+    return render(request, "studio/signup.html", {"form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_list(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        try:
+            fields: dict[str, Any] = {}
+            if request.POST.get("sample_rate"):
+                fields["sample_rate"] = int(request.POST["sample_rate"])
+            if request.POST.get("tempo_bpm"):
+                fields["tempo_bpm"] = float(request.POST["tempo_bpm"])
+            project = actions.do_create_project(request.user, request.POST.get("name"), **fields)
+        except (StudioError, ValueError) as exc:
+            messages.error(request, getattr(exc, "message", "invalid number"))
+        else:
+            return redirect("project-detail", project.id)
+    projects = actions.projects_for(request.user)
+    return render(request, "studio/project_list.html", {"projects": projects})
+
+
+def _access_or_404(request: HttpRequest, project_id: int) -> actions.ProjectAccess:
+    try:
+        return actions.access_project(request.user, project_id)
+    except NotFound:
+        raise Http404("project not found") from None
+
+
+@login_required
+def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
+    access = _access_or_404(request, project_id)
+    project = access.project
+    members = Membership.objects.filter(project=project).select_related("user")
+    links = ShareLink.objects.filter(project=project) if access.role == Role.OWNER else []
+    state = {
+        "project": project_payload(project, access.role),
+        "me": {"id": request.user.pk, "username": request.user.get_username()},
+        "members": [member_payload(m) for m in members],
+        "links": [share_link_payload(x, actions.share_link_token(x)) for x in links],
+        "stems": [stem_payload(s) for s in project.stems.select_related("blob", "uploader")],
+    }
+    return render(
+        request,
+        "studio/project_detail.html",
+        {"project": project, "role": access.role, "state": state},
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def join(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        link = actions.access_share_link(token)
+    except StudioError as exc:
+        return render(request, "studio/join.html", {"error": exc.message}, status=exc.status)
+    if request.method == "POST":
+        membership = actions.do_join_by_link(request.user, token)
+        messages.success(request, f"You joined {link.project.name} as {membership.role}.")
+        return redirect("project-detail", link.project_id)
+    return render(request, "studio/join.html", {"link": link})
+
+
+@login_required
+def account(request: HttpRequest) -> HttpResponse:
+    from rest_framework.authtoken.models import Token
+
+    token = Token.objects.filter(user=request.user).first()
+    return render(request, "studio/account.html", {"token": token.key if token else None})
+
+
+@login_required
+@require_POST
+def rotate_token(request: HttpRequest) -> HttpResponse:
+    actions.do_rotate_api_token(request.user)
+    messages.success(request, "A new API token was created; the old one no longer works.")
+    return redirect("account")

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from studio import settings as s
+
+
+@pytest.mark.parametrize(
+    "helper, raw, message",
+    [
+        (lambda: s.env_int("X_INT", 1), "ten", "X_INT must be an integer"),
+        (lambda: s.env_int("X_INT", 1, minimum=5), "2", "X_INT must be at least 5"),
+        (lambda: s.env_bool("X_INT"), "maybe", "X_INT must be a boolean"),
+        (lambda: s.env_float("X_INT", 1.0), "loud", "X_INT must be a number"),
+        (lambda: s.env_url("X_INT", ("redis",)), "http://x", "X_INT must be a URL with scheme redis"),
+    ],
+)
+def test_bad_environment_values_name_the_variable(monkeypatch, helper, raw, message):
+    monkeypatch.setenv("X_INT", raw)
+    with pytest.raises(ImproperlyConfigured, match=message):
+        helper()
+
+
+def test_environment_values_parse(monkeypatch):
+    monkeypatch.setenv("X_INT", "42")
+    assert s.env_int("X_INT", 1) == 42
+    monkeypatch.setenv("X_INT", "off")
+    assert s.env_bool("X_INT", True) is False
+    monkeypatch.setenv("X_INT", "a, b,,c")
+    assert s.env_list("X_INT", []) == ["a", "b", "c"]
+    monkeypatch.delenv("X_INT")
+    assert s.env_float("X_INT", 2.5) == 2.5
