@@ -25,7 +25,7 @@ def test_sign_up_create_project_upload_and_see_waveform_and_loudness(page, live_
     expect(page).to_have_url(re.compile(r"/projects/\d+/$"))
     expect(page.locator("#project-name")).to_have_text("Browser band")
 
-    wav = write_audio(tmp_path / "lead.wav", seconds=4.0, rate=48000, channels=2, level_db=-20)
+    wav = write_audio(tmp_path / "lead.wav", seconds=4.0, rate=48000, channels=2, freq=997.0, level_db=-20)
     page.set_input_files("input#stem-file", str(wav))
     page.click("button#upload-button")
 
@@ -34,9 +34,9 @@ def test_sign_up_create_project_upload_and_see_waveform_and_loudness(page, live_
     expect(stem.locator(".stem-status")).to_have_text(re.compile("ready", re.I), timeout=60_000)
     expect(stem.locator("canvas.waveform[data-drawn='true']")).to_have_count(1)
     lufs = stem.locator(".stem-lufs").inner_text()
-    # -20 dBFS sine on both channels measures about -20 LUFS.
+    # A 997 Hz sine at -20 dBFS on both channels measures -20 LUFS.
     value = float(re.search(r"-?\d+(\.\d+)?", lufs.replace("\u2212", "-")).group(0))
-    assert value == pytest.approx(-20.0, abs=0.6)
+    assert value == pytest.approx(-20.0, abs=0.15)
     # The waveform has ink on it: a band of pixels that differ from the
     # background, as tall as a -20 dBFS signal is (a tenth of full scale).
     drawn = page.evaluate(
