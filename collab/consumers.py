@@ -39,8 +39,12 @@ class ProjectConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self.send_json(
-            {"type": "hello", "project_id": self.project_id, "role": self.role,
-             "revision": access.project.revision}
+            {
+                "type": "hello",
+                "project_id": self.project_id,
+                "role": self.role,
+                "revision": access.project.revision,
+            }
         )
 
     async def disconnect(self, code: int) -> None:

@@ -16,7 +16,8 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.core import signing
 from django.core.files import File
 from django.core.files.storage import default_storage
@@ -55,7 +56,7 @@ class ProjectAccess:
 
     @property
     def role(self) -> str:
-        return self.membership.role
+        return str(self.membership.role)
 
 
 def access_project(user: AnyUser, project_id: int, needed: str = Role.VIEWER) -> ProjectAccess:
@@ -100,10 +101,10 @@ def projects_for(user: AnyUser) -> list[tuple[Project, str]]:
 def check_name(value: Any, what: str = "name") -> str:
     if not isinstance(value, str) or not value.strip():
         raise Invalid(f"{what} must be a non-empty string")
-    value = value.strip()
-    if len(value) > 200:
+    text: str = value.strip()
+    if len(text) > 200:
         raise Invalid(f"{what} is too long (at most 200 characters)")
-    return value
+    return text
 
 
 def check_project_settings(fields: dict[str, Any]) -> dict[str, Any]:
@@ -156,7 +157,7 @@ def check_role(value: Any, allow_owner: bool = True) -> str:
 # --- projects -----------------------------------------------------------------
 
 
-def do_create_project(user: AbstractBaseUser, name: Any, **fields: Any) -> Project:
+def do_create_project(user: User, name: Any, **fields: Any) -> Project:
     values = check_project_settings({"name": name, **fields})
     with transaction.atomic():
         project = Project.objects.create(created_by=user, **values)
@@ -225,7 +226,11 @@ def do_change_role(access: ProjectAccess, user_id: int, role: Any) -> Membership
     role = check_role(role)
     with transaction.atomic():
         membership = _lock_membership(access.project.id, user_id)
-        if membership.role == Role.OWNER and role != Role.OWNER and _owner_count(access.project.id) == 1:
+        if (
+            membership.role == Role.OWNER
+            and role != Role.OWNER
+            and _owner_count(access.project.id) == 1
+        ):
             raise Invalid("a project needs at least one owner")
         membership.role = role
         membership.save(update_fields=["role"])
@@ -263,7 +268,9 @@ def share_link_token(link: ShareLink) -> str:
     return signing.dumps({"l": link.id, "p": link.project_id}, salt=SHARE_LINK_SALT, compress=True)
 
 
-def do_create_share_link(access: ProjectAccess, role: Any, expires_in_days: Any = None) -> ShareLink:
+def do_create_share_link(
+    access: ProjectAccess, role: Any, expires_in_days: Any = None
+) -> ShareLink:
     _require_owner(access, "create share links")
     role = check_role(role, allow_owner=False)
     days = settings.ROOMTONE_SHARE_LINK_DAYS if expires_in_days is None else expires_in_days
@@ -303,7 +310,7 @@ def access_share_link(token: str) -> ShareLink:
     return link
 
 
-def do_join_by_link(user: AbstractBaseUser, token: str) -> Membership:
+def do_join_by_link(user: User, token: str) -> Membership:
     """Join with the link's role; a member already holding more keeps it."""
     link = access_share_link(token)
     with transaction.atomic():
@@ -394,10 +401,15 @@ def do_delete_stem(stem: Stem) -> None:
         transaction.on_commit(lambda: _collect_blobs([blob_id], derived))
 
 
+def _delete_files(names: list[str]) -> None:
+    for name in names:
+        if name:
+            default_storage.delete(name)
+
+
 def _collect_blobs(blob_ids: list[str], derived: list[str] | None = None) -> None:
     """Delete stored bytes no stem refers to any more."""
-    for name in derived or []:
-        default_storage.delete(name)
+    _delete_files(derived or [])
     for sha in set(blob_ids):
         with transaction.atomic():
             blob = Blob.objects.select_for_update().filter(sha256=sha).first()
@@ -431,11 +443,9 @@ def do_finish_stem_analysis(
     preview_name: str,
 ) -> Stem | None:
     with transaction.atomic():
-        stem = Stem.objects.select_for_update().select_related("blob", "uploader")
-        stem = stem.filter(id=stem_id).first()
+        stem = _lock_stem(stem_id)
         if stem is None:  # deleted while it was being analysed
-            for name in (peaks_name, preview_name):
-                transaction.on_commit(lambda n=name: default_storage.delete(n))
+            transaction.on_commit(lambda: _delete_files([peaks_name, preview_name]))
             return None
         stem.integrated_lufs = finite_or_none(integrated_lufs)
         stem.true_peak_dbtp = finite_or_none(true_peak_dbtp)
@@ -450,10 +460,14 @@ def do_finish_stem_analysis(
     return stem
 
 
+def _lock_stem(stem_id: int) -> Stem | None:
+    rows = Stem.objects.select_for_update().select_related("blob", "uploader")
+    return rows.filter(id=stem_id).first()
+
+
 def do_fail_stem_analysis(stem_id: int, message: str) -> None:
     with transaction.atomic():
-        stem = Stem.objects.select_for_update().select_related("blob", "uploader")
-        stem = stem.filter(id=stem_id).first()
+        stem = _lock_stem(stem_id)
         if stem is None:
             return
         stem.status = StemStatus.FAILED

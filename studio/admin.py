@@ -4,7 +4,7 @@ from .models import Blob, Membership, Project, ShareLink, Stem
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(admin.ModelAdmin[Project]):
     list_display = ["name", "sample_rate", "tempo_bpm", "revision", "updated_at"]
 
 

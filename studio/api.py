@@ -322,17 +322,25 @@ def _stream(storage_name: str, content_type: str, filename: str | None = None) -
 
 
 class StemDownloadView(APIView):
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **ERR},
-                   summary="Download the original file")
+    @extend_schema(
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **ERR},
+        summary="Download the original file",
+    )
     def get(self, request: Request, project_id: int, stem_id: int) -> Any:
         stem = actions.access_stem(request.user, project_id, stem_id)
         filename = stem.original_filename or f"{stem.name}.{stem.format}"
-        return _stream(stem.blob.storage_name, CONTENT_TYPES.get(stem.format, "application/octet-stream"), filename)
+        return _stream(
+            stem.blob.storage_name,
+            CONTENT_TYPES.get(stem.format, "application/octet-stream"),
+            filename,
+        )
 
 
 class StemPreviewView(APIView):
-    @extend_schema(responses={(200, "audio/mpeg"): OpenApiTypes.BINARY, **ERR},
-                   summary="Browser-playable preview")
+    @extend_schema(
+        responses={(200, "audio/mpeg"): OpenApiTypes.BINARY, **ERR},
+        summary="Browser-playable preview",
+    )
     def get(self, request: Request, project_id: int, stem_id: int) -> Any:
         stem = actions.access_stem(request.user, project_id, stem_id)
         if not stem.preview_name:
@@ -386,7 +394,8 @@ class ObtainTokenView(APIView):
 
     @extend_schema(
         request=inline_serializer(
-            "Credentials", {"username": serializers.CharField(), "password": serializers.CharField()}
+            "Credentials",
+            {"username": serializers.CharField(), "password": serializers.CharField()},
         ),
         responses={200: OBJ, 400: OBJ},
         summary="Exchange username and password for an API token",

@@ -55,7 +55,12 @@ def bass(seconds: float, bpm: float) -> np.ndarray:
 def keys(seconds: float, bpm: float) -> np.ndarray:
     n = int(seconds * RATE)
     beat = 60.0 / bpm
-    chords = [(329.6, 415.3, 493.9), (329.6, 415.3, 493.9), (440.0, 554.4, 659.3), (392.0, 493.9, 587.3)]
+    chords = [
+        (329.6, 415.3, 493.9),
+        (329.6, 415.3, 493.9),
+        (440.0, 554.4, 659.3),
+        (392.0, 493.9, 587.3),
+    ]
     t = np.arange(n) / RATE
     bar = (t // (4 * beat)).astype(int) % len(chords)
     out = np.zeros((n, 2))
@@ -75,4 +80,6 @@ DEMO_STEMS = {"Drums": drums, "Bass": bass, "Keys": keys}
 
 def write_demo_stem(path: str, name: str, seconds: float = 16.0, bpm: float = 120.0) -> None:
     data = DEMO_STEMS[name](seconds, bpm)
-    sf.write(path, np.clip(data, -1.0, 1.0).astype(np.float32), RATE, subtype="PCM_24", format="FLAC")
+    sf.write(
+        path, np.clip(data, -1.0, 1.0).astype(np.float32), RATE, subtype="PCM_24", format="FLAC"
+    )

@@ -94,6 +94,9 @@ class ShareLink(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
 
+    def __str__(self) -> str:
+        return f"{self.role} link to {self.project}"
+
 
 class Blob(models.Model):
     """Uploaded bytes, stored once per sha256 whatever how many stems use them."""
@@ -102,6 +105,9 @@ class Blob(models.Model):
     size = models.PositiveBigIntegerField()
     storage_name = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.sha256
 
 
 class StemStatus(models.TextChoices):

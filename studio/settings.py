@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from django.core.exceptions import ImproperlyConfigured
@@ -162,7 +163,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "roomtone.sqlite3",
+            "NAME": str(VAR_DIR / "roomtone.sqlite3"),
             # Several threads (web requests, the job worker) write: wait for the
             # lock instead of failing, and let readers proceed during writes.
             "OPTIONS": {
@@ -188,6 +189,7 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+TASKS: dict[str, dict[str, Any]]
 TASK_BACKEND = env_str("TASK_BACKEND", "rq" if REDIS_URL else "thread")
 if TASK_BACKEND == "thread":
     TASKS = {"default": {"BACKEND": "studio.taskbackend.ThreadBackend"}}

@@ -44,9 +44,7 @@ class ThreadBackend(ImmediateBackend):
                 close_old_connections()
                 self._execute_task(result)
                 if result.status == TaskResultStatus.FAILED:
-                    logger.error(
-                        "job %s failed: %s", result.task.name, result.errors[-1].traceback
-                    )
+                    logger.error("job %s failed: %s", result.task.name, result.errors[-1].traceback)
             except Exception:
                 logger.exception("job %s crashed", result.task.name)
             finally:

@@ -70,9 +70,7 @@ def ingest_stem(stem_id: int) -> None:
                 ContentFile(json.dumps(peaks, separators=(",", ":")).encode()),
             )
             with open(preview_tmp, "rb") as f:
-                preview_name = default_storage.save(
-                    f"derived/stem-{stem_id}/preview.mp3", File(f)
-                )
+                preview_name = default_storage.save(f"derived/stem-{stem_id}/preview.mp3", File(f))
     except AudioFormatError as exc:
         actions.do_fail_stem_analysis(stem_id, str(exc))
         return

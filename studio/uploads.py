@@ -51,7 +51,7 @@ class HashingUploadHandler(TemporaryFileUploadHandler):
     def file_complete(self, file_size: int) -> Any:
         uploaded = super().file_complete(file_size)
         if uploaded is not None:
-            uploaded.sha256 = self.digest.hexdigest()
+            uploaded.sha256 = self.digest.hexdigest()  # type: ignore[attr-defined]
         return uploaded
 
 

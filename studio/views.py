@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.models import User
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -18,9 +19,14 @@ from .models import Membership, Role, ShareLink
 from .payloads import member_payload, project_payload, share_link_payload, stem_payload
 
 
+def _user(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)  # login_required ran first
+    return request.user
+
+
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
-    form = UserCreationForm(request.POST or None)
+    form: UserCreationForm[Any] = UserCreationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
@@ -38,7 +44,7 @@ def project_list(request: HttpRequest) -> HttpResponse:
                 fields["sample_rate"] = int(request.POST["sample_rate"])
             if request.POST.get("tempo_bpm"):
                 fields["tempo_bpm"] = float(request.POST["tempo_bpm"])
-            project = actions.do_create_project(request.user, request.POST.get("name"), **fields)
+            project = actions.do_create_project(_user(request), request.POST.get("name"), **fields)
         except (StudioError, ValueError) as exc:
             messages.error(request, getattr(exc, "message", "invalid number"))
         else:
@@ -82,7 +88,7 @@ def join(request: HttpRequest, token: str) -> HttpResponse:
     except StudioError as exc:
         return render(request, "studio/join.html", {"error": exc.message}, status=exc.status)
     if request.method == "POST":
-        membership = actions.do_join_by_link(request.user, token)
+        membership = actions.do_join_by_link(_user(request), token)
         messages.success(request, f"You joined {link.project.name} as {membership.role}.")
         return redirect("project-detail", link.project_id)
     return render(request, "studio/join.html", {"link": link})
@@ -99,6 +105,6 @@ def account(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def rotate_token(request: HttpRequest) -> HttpResponse:
-    actions.do_rotate_api_token(request.user)
+    actions.do_rotate_api_token(_user(request))
     messages.success(request, "A new API token was created; the old one no longer works.")
     return redirect("account")

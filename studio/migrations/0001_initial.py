@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,87 +15,220 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Blob',
+            name="Blob",
             fields=[
-                ('sha256', models.CharField(max_length=64, primary_key=True, serialize=False)),
-                ('size', models.PositiveBigIntegerField()),
-                ('storage_name', models.CharField(max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("sha256", models.CharField(max_length=64, primary_key=True, serialize=False)),
+                ("size", models.PositiveBigIntegerField()),
+                ("storage_name", models.CharField(max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
         ),
         migrations.CreateModel(
-            name='Project',
+            name="Project",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('sample_rate', models.PositiveIntegerField(choices=[(44100, '44.1 kHz'), (48000, '48 kHz')], default=48000)),
-                ('tempo_bpm', models.FloatField(default=120.0, validators=[django.core.validators.MinValueValidator(20.0), django.core.validators.MaxValueValidator(400.0)])),
-                ('time_signature_num', models.PositiveSmallIntegerField(default=4, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(32)])),
-                ('time_signature_den', models.PositiveSmallIntegerField(choices=[(1, '1'), (2, '2'), (4, '4'), (8, '8'), (16, '16')], default=4)),
-                ('revision', models.PositiveBigIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('created_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "sample_rate",
+                    models.PositiveIntegerField(
+                        choices=[(44100, "44.1 kHz"), (48000, "48 kHz")], default=48000
+                    ),
+                ),
+                (
+                    "tempo_bpm",
+                    models.FloatField(
+                        default=120.0,
+                        validators=[
+                            django.core.validators.MinValueValidator(20.0),
+                            django.core.validators.MaxValueValidator(400.0),
+                        ],
+                    ),
+                ),
+                (
+                    "time_signature_num",
+                    models.PositiveSmallIntegerField(
+                        default=4,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(32),
+                        ],
+                    ),
+                ),
+                (
+                    "time_signature_den",
+                    models.PositiveSmallIntegerField(
+                        choices=[(1, "1"), (2, "2"), (4, "4"), (8, "8"), (16, "16")], default=4
+                    ),
+                ),
+                ("revision", models.PositiveBigIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-updated_at', '-id'],
+                "ordering": ["-updated_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='ShareLink',
+            name="ShareLink",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('editor', 'Editor'), ('viewer', 'Viewer')], max_length=10)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('expires_at', models.DateTimeField()),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='share_links', to='studio.project')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[("editor", "Editor"), ("viewer", "Viewer")], max_length=10
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("expires_at", models.DateTimeField()),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="share_links",
+                        to="studio.project",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Stem',
+            name="Stem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('original_filename', models.CharField(max_length=255)),
-                ('format', models.CharField(max_length=10)),
-                ('subtype', models.CharField(blank=True, max_length=40)),
-                ('sample_rate', models.PositiveIntegerField()),
-                ('channels', models.PositiveSmallIntegerField()),
-                ('frames', models.PositiveBigIntegerField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('status', models.CharField(choices=[('analysing', 'Analysing'), ('ready', 'Ready'), ('failed', 'Failed')], default='analysing', max_length=10)),
-                ('progress', models.FloatField(default=0.0)),
-                ('error', models.TextField(blank=True)),
-                ('integrated_lufs', models.FloatField(blank=True, null=True)),
-                ('true_peak_dbtp', models.FloatField(blank=True, null=True)),
-                ('sample_peak_dbfs', models.FloatField(blank=True, null=True)),
-                ('peaks_name', models.CharField(blank=True, max_length=200)),
-                ('preview_name', models.CharField(blank=True, max_length=200)),
-                ('blob', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='stems', to='studio.blob')),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='stems', to='studio.project')),
-                ('uploader', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("original_filename", models.CharField(max_length=255)),
+                ("format", models.CharField(max_length=10)),
+                ("subtype", models.CharField(blank=True, max_length=40)),
+                ("sample_rate", models.PositiveIntegerField()),
+                ("channels", models.PositiveSmallIntegerField()),
+                ("frames", models.PositiveBigIntegerField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("analysing", "Analysing"),
+                            ("ready", "Ready"),
+                            ("failed", "Failed"),
+                        ],
+                        default="analysing",
+                        max_length=10,
+                    ),
+                ),
+                ("progress", models.FloatField(default=0.0)),
+                ("error", models.TextField(blank=True)),
+                ("integrated_lufs", models.FloatField(blank=True, null=True)),
+                ("true_peak_dbtp", models.FloatField(blank=True, null=True)),
+                ("sample_peak_dbfs", models.FloatField(blank=True, null=True)),
+                ("peaks_name", models.CharField(blank=True, max_length=200)),
+                ("preview_name", models.CharField(blank=True, max_length=200)),
+                (
+                    "blob",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="stems",
+                        to="studio.blob",
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="stems",
+                        to="studio.project",
+                    ),
+                ),
+                (
+                    "uploader",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'id'],
+                "ordering": ["created_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Membership',
+            name="Membership",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('owner', 'Owner'), ('editor', 'Editor'), ('viewer', 'Viewer')], max_length=10)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to=settings.AUTH_USER_MODEL)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='studio.project')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[("owner", "Owner"), ("editor", "Editor"), ("viewer", "Viewer")],
+                        max_length=10,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to="studio.project",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'id'],
-                'constraints': [models.UniqueConstraint(fields=('project', 'user'), name='one_membership_per_user')],
+                "ordering": ["created_at", "id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("project", "user"), name="one_membership_per_user"
+                    )
+                ],
             },
         ),
     ]

@@ -27,7 +27,9 @@ def make_people():
 
 
 async def connect(user, project_id):
-    communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), f"/ws/projects/{project_id}/")
+    communicator = WebsocketCommunicator(
+        URLRouter(websocket_urlpatterns), f"/ws/projects/{project_id}/"
+    )
     communicator.scope["user"] = user
     connected, code = await communicator.connect(timeout=5)
     return communicator, connected, code
@@ -68,7 +70,11 @@ async def test_malformed_messages_get_an_error_and_the_connection_carries_on():
     assert (await comm.receive_json_from(timeout=5))["code"] == "bad_message"
     await comm.send_to(text_data='{"type": "explode"}')
     error = await comm.receive_json_from(timeout=5)
-    assert error == {"type": "error", "code": "unknown_type", "message": "unknown message type 'explode'"}
+    assert error == {
+        "type": "error",
+        "code": "unknown_type",
+        "message": "unknown message type 'explode'",
+    }
     await comm.send_to(text_data="x" * (70 * 1024))
     assert (await comm.receive_json_from(timeout=5))["code"] == "bad_message"
     await comm.send_json_to({"type": "ping", "id": 7})

@@ -11,7 +11,9 @@ from tests.conftest import write_audio
 pytestmark = pytest.mark.browser
 
 
-def test_sign_up_create_project_upload_and_see_waveform_and_loudness(page, live_server_url, tmp_path):
+def test_sign_up_create_project_upload_and_see_waveform_and_loudness(
+    page, live_server_url, tmp_path
+):
     username = f"e2e-{uuid.uuid4().hex[:8]}"
     page.goto(f"{live_server_url}/signup/")
     page.fill("input[name=username]", username)
@@ -25,7 +27,9 @@ def test_sign_up_create_project_upload_and_see_waveform_and_loudness(page, live_
     expect(page).to_have_url(re.compile(r"/projects/\d+/$"))
     expect(page.locator("#project-name")).to_have_text("Browser band")
 
-    wav = write_audio(tmp_path / "lead.wav", seconds=4.0, rate=48000, channels=2, freq=997.0, level_db=-20)
+    wav = write_audio(
+        tmp_path / "lead.wav", seconds=4.0, rate=48000, channels=2, freq=997.0, level_db=-20
+    )
     page.set_input_files("input#stem-file", str(wav))
     page.click("button#upload-button")
 

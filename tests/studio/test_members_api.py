@@ -16,7 +16,8 @@ def role_of(project, user):
 
 
 @pytest.mark.parametrize(
-    "who, status", [("owner", 201), ("editor", 403), ("viewer", 403), ("outsider", 404), ("anonymous", 401)]
+    "who, status",
+    [("owner", 201), ("editor", 403), ("viewer", 403), ("outsider", 404), ("anonymous", 401)],
 )
 def test_only_owners_invite_by_username(client_for, people, who, status):
     project = people["project"]
@@ -125,17 +126,25 @@ def test_only_owners_create_share_links(client_for, people, who):
 def test_revoked_link_no_longer_works(client_for, people):
     project = people["project"]
     link = make_link(client_for, project)
-    assert client_for("owner").delete(f"/api/projects/{project.id}/links/{link['id']}").status_code == 204
+    assert (
+        client_for("owner").delete(f"/api/projects/{project.id}/links/{link['id']}").status_code
+        == 204
+    )
     response = client_for("outsider").post("/api/join", {"token": link["token"]}, format="json")
     assert response.status_code == 400
-    assert response.json()["error"] == {"code": "link_revoked", "message": "this share link was revoked"}
+    assert response.json()["error"] == {
+        "code": "link_revoked",
+        "message": "this share link was revoked",
+    }
     assert role_of(project, people["outsider"]) is None
 
 
 def test_expired_link_no_longer_works(client_for, people):
     project = people["project"]
     link = make_link(client_for, project, expires_in_days=1)
-    ShareLink.objects.filter(id=link["id"]).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+    ShareLink.objects.filter(id=link["id"]).update(
+        expires_at=timezone.now() - dt.timedelta(seconds=1)
+    )
     response = client_for("outsider").post("/api/join", {"token": link["token"]}, format="json")
     assert response.json()["error"]["code"] == "link_expired"
     assert role_of(project, people["outsider"]) is None

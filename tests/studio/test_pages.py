@@ -21,14 +21,17 @@ def test_signup_logs_the_new_user_in(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     c = Client()
     response = c.post(
-        "/signup/", {"username": "newbie", "password1": "Vinyl-Ghost-42", "password2": "Vinyl-Ghost-42"}
+        "/signup/",
+        {"username": "newbie", "password1": "Vinyl-Ghost-42", "password2": "Vinyl-Ghost-42"},
     )
     assert response.status_code == 302
     assert c.get("/").context["user"].username == "newbie"
 
 
 def test_signup_with_mismatched_passwords_shows_the_error():
-    response = Client().post("/signup/", {"username": "n", "password1": "Vinyl-Ghost-42", "password2": "x"})
+    response = Client().post(
+        "/signup/", {"username": "n", "password1": "Vinyl-Ghost-42", "password2": "x"}
+    )
     assert response.status_code == 200
     assert b"password fields didn" in response.content
 
@@ -51,7 +54,9 @@ def test_project_page_embeds_state_for_members_only(people):
     project = people["project"]
     page = logged_in(people["viewer"]).get(f"/projects/{project.id}/")
     assert page.status_code == 200
-    raw = re.search(rb'<script id="project-state" type="application/json">(.*?)</script>', page.content, re.S)
+    raw = re.search(
+        rb'<script id="project-state" type="application/json">(.*?)</script>', page.content, re.S
+    )
     state = json.loads(raw.group(1))
     assert state["project"]["role"] == "viewer"
     assert {m["username"] for m in state["members"]} == {"olivia", "eddie", "vera"}
@@ -61,7 +66,11 @@ def test_project_page_embeds_state_for_members_only(people):
 
 def test_join_page_adds_the_visitor_with_the_links_role(people, client_for):
     project = people["project"]
-    token = client_for("owner").post(f"/api/projects/{project.id}/links", {"role": "editor"}, format="json").json()["token"]
+    token = (
+        client_for("owner")
+        .post(f"/api/projects/{project.id}/links", {"role": "editor"}, format="json")
+        .json()["token"]
+    )
     c = logged_in(people["outsider"])
     assert b"Join as editor" in c.get(f"/join/{token}/").content
     response = c.post(f"/join/{token}/")

@@ -35,7 +35,9 @@ def test_creating_a_project_makes_the_creator_its_owner(client_for, people):
         ({"name": "a", "colour": "red"}, "unknown field(s): colour"),
     ],
 )
-def test_bad_project_settings_are_refused_and_nothing_is_created(client_for, people, fields, message):
+def test_bad_project_settings_are_refused_and_nothing_is_created(
+    client_for, people, fields, message
+):
     before = Project.objects.count()
     response = client_for("owner").post("/api/projects", fields, format="json")
     assert response.status_code == 400
@@ -52,14 +54,16 @@ def test_project_list_shows_only_my_projects_with_my_role(client_for, project):
 
 
 @pytest.mark.parametrize(
-    "who, status", [("owner", 200), ("editor", 200), ("viewer", 200), ("outsider", 404), ("anonymous", 401)]
+    "who, status",
+    [("owner", 200), ("editor", 200), ("viewer", 200), ("outsider", 404), ("anonymous", 401)],
 )
 def test_reading_a_project_needs_membership(client_for, project, who, status):
     assert client_for(who).get(f"/api/projects/{project.id}").status_code == status
 
 
 @pytest.mark.parametrize(
-    "who, status", [("owner", 200), ("editor", 200), ("viewer", 403), ("outsider", 404), ("anonymous", 401)]
+    "who, status",
+    [("owner", 200), ("editor", 200), ("viewer", 403), ("outsider", 404), ("anonymous", 401)],
 )
 def test_renaming_needs_editor_or_owner(client_for, project, who, status):
     response = client_for(who).patch(f"/api/projects/{project.id}", {"name": "New"}, format="json")
@@ -75,11 +79,16 @@ def test_changing_settings_bumps_the_revision(client_for, project):
     )
     assert response.status_code == 200
     project.refresh_from_db()
-    assert (project.tempo_bpm, project.time_signature_num, project.revision) == (140.0, 3, before + 1)
+    assert (project.tempo_bpm, project.time_signature_num, project.revision) == (
+        140.0,
+        3,
+        before + 1,
+    )
 
 
 @pytest.mark.parametrize(
-    "who, status", [("owner", 204), ("editor", 403), ("viewer", 403), ("outsider", 404), ("anonymous", 401)]
+    "who, status",
+    [("owner", 204), ("editor", 403), ("viewer", 403), ("outsider", 404), ("anonymous", 401)],
 )
 def test_only_owners_delete_a_project(client_for, project, who, status):
     assert client_for(who).delete(f"/api/projects/{project.id}").status_code == status
@@ -105,7 +114,9 @@ def test_password_exchange_gives_a_token_and_wrong_password_does_not(people):
         "/api/auth/token", {"username": "olivia", "password": "pw-oliviaolivia"}, format="json"
     )
     assert ok.status_code == 200 and len(ok.json()["token"]) == 40
-    bad = APIClient().post("/api/auth/token", {"username": "olivia", "password": "x"}, format="json")
+    bad = APIClient().post(
+        "/api/auth/token", {"username": "olivia", "password": "x"}, format="json"
+    )
     assert bad.status_code == 400
     assert bad.json()["error"]["message"] == "wrong username or password"
 

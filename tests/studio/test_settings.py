@@ -13,7 +13,11 @@ from studio import settings as s
         (lambda: s.env_int("X_INT", 1, minimum=5), "2", "X_INT must be at least 5"),
         (lambda: s.env_bool("X_INT"), "maybe", "X_INT must be a boolean"),
         (lambda: s.env_float("X_INT", 1.0), "loud", "X_INT must be a number"),
-        (lambda: s.env_url("X_INT", ("redis",)), "http://x", "X_INT must be a URL with scheme redis"),
+        (
+            lambda: s.env_url("X_INT", ("redis",)),
+            "http://x",
+            "X_INT must be a URL with scheme redis",
+        ),
     ],
 )
 def test_bad_environment_values_name_the_variable(monkeypatch, helper, raw, message):

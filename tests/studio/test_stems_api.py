@@ -33,7 +33,11 @@ def upload_ready(client_for, project, django_capture_on_commit_callbacks):
         with django_capture_on_commit_callbacks(execute=True):
             response = upload(client_for("editor"), project, path, name)
         assert response.status_code == 201, response.content
-        return client_for("viewer").get(f"/api/projects/{project.id}/stems/{response.json()['id']}").json()
+        return (
+            client_for("viewer")
+            .get(f"/api/projects/{project.id}/stems/{response.json()['id']}")
+            .json()
+        )
 
     return run
 
@@ -48,9 +52,18 @@ def upload_ready(client_for, project, django_capture_on_commit_callbacks):
         ("MP3", "mp3", "MPEG_LAYER_III"),
     ],
 )
-def test_every_supported_format_uploads_and_is_analysed(upload_ready, audio_file, fmt, suffix, subtype):
+def test_every_supported_format_uploads_and_is_analysed(
+    upload_ready, audio_file, fmt, suffix, subtype
+):
     path = audio_file(
-        f"a.{suffix}", seconds=2.0, rate=44100, channels=2, freq=997.0, level_db=-20, fmt=fmt, subtype=subtype
+        f"a.{suffix}",
+        seconds=2.0,
+        rate=44100,
+        channels=2,
+        freq=997.0,
+        level_db=-20,
+        fmt=fmt,
+        subtype=subtype,
     )
     stem = upload_ready(path, "Guitar")
     assert stem["name"] == "Guitar"
@@ -62,13 +75,19 @@ def test_every_supported_format_uploads_and_is_analysed(upload_ready, audio_file
     assert stem["size"] == path.stat().st_size
     # BS.1770 is calibrated so a 997 Hz sine at -20 dBFS on both channels of a
     # stereo file reads -20 LUFS; lossy codecs move it a little.
-    assert stem["integrated_lufs"] == pytest.approx(-20.0, abs=0.1 if suffix in ("wav", "aiff", "flac") else 0.3)
-    assert stem["sample_peak_dbfs"] == pytest.approx(-20.0, abs=0.05 if suffix in ("wav", "aiff", "flac") else 2.0)
+    assert stem["integrated_lufs"] == pytest.approx(
+        -20.0, abs=0.1 if suffix in ("wav", "aiff", "flac") else 0.3
+    )
+    assert stem["sample_peak_dbfs"] == pytest.approx(
+        -20.0, abs=0.05 if suffix in ("wav", "aiff", "flac") else 2.0
+    )
     assert stem["true_peak_dbtp"] >= stem["sample_peak_dbfs"] - 1e-9
     assert stem["uploader"] == "eddie"
 
 
-def test_analysis_gives_waveform_peaks_at_several_zooms(upload_ready, audio_file, client_for, project):
+def test_analysis_gives_waveform_peaks_at_several_zooms(
+    upload_ready, audio_file, client_for, project
+):
     stem = upload_ready(audio_file(seconds=3.0, rate=48000, channels=1, level_db=-6))
     client = client_for("viewer")
     full = client.get(stem["peaks_url"]).json()
@@ -127,7 +146,8 @@ def test_deleting_a_stem_keeps_shared_bytes_until_the_last_user_goes(
 
 
 @pytest.mark.parametrize(
-    "who, status", [("owner", 201), ("editor", 201), ("viewer", 403), ("outsider", 404), ("anonymous", 401)]
+    "who, status",
+    [("owner", 201), ("editor", 201), ("viewer", 403), ("outsider", 404), ("anonymous", 401)],
 )
 def test_upload_needs_editor_or_owner(client_for, project, audio_file, who, status):
     assert upload(client_for(who), project, audio_file()).status_code == status
@@ -135,7 +155,9 @@ def test_upload_needs_editor_or_owner(client_for, project, audio_file, who, stat
 
 
 @pytest.mark.parametrize("who, status", [("viewer", 200), ("outsider", 404), ("anonymous", 401)])
-def test_listing_and_downloading_needs_membership(upload_ready, audio_file, client_for, project, who, status):
+def test_listing_and_downloading_needs_membership(
+    upload_ready, audio_file, client_for, project, who, status
+):
     stem = upload_ready(audio_file())
     assert client_for(who).get(f"/api/projects/{project.id}/stems").status_code == status
     assert client_for(who).get(stem["download_url"]).status_code == status
@@ -144,7 +166,10 @@ def test_listing_and_downloading_needs_membership(upload_ready, audio_file, clie
 @pytest.mark.parametrize("who, status", [("viewer", 403), ("outsider", 404), ("editor", 204)])
 def test_deleting_needs_editor_or_owner(upload_ready, audio_file, client_for, project, who, status):
     stem = upload_ready(audio_file())
-    assert client_for(who).delete(f"/api/projects/{project.id}/stems/{stem['id']}").status_code == status
+    assert (
+        client_for(who).delete(f"/api/projects/{project.id}/stems/{stem['id']}").status_code
+        == status
+    )
     assert Stem.objects.filter(id=stem["id"]).exists() == (status != 204)
 
 
@@ -152,7 +177,10 @@ def test_renaming_a_stem(upload_ready, audio_file, client_for, project):
     stem = upload_ready(audio_file())
     url = f"/api/projects/{project.id}/stems/{stem['id']}"
     assert client_for("viewer").patch(url, {"name": "X"}, format="json").status_code == 403
-    assert client_for("editor").patch(url, {"name": "Lead vox"}, format="json").json()["name"] == "Lead vox"
+    assert (
+        client_for("editor").patch(url, {"name": "Lead vox"}, format="json").json()["name"]
+        == "Lead vox"
+    )
     assert client_for("editor").patch(url, {"name": ""}, format="json").status_code == 400
 
 
@@ -231,8 +259,16 @@ def _odd_rate(tmp: Path) -> Path:
         (_three_channels, 400, "3 channels"),
         (_odd_rate, 400, "sample rate 8000"),
     ],
-    ids=["text-renamed-wav", "random-bytes", "zero-length", "truncated-wav", "truncated-flac",
-         "corrupt-flac", "three-channels", "unsupported-rate"],
+    ids=[
+        "text-renamed-wav",
+        "random-bytes",
+        "zero-length",
+        "truncated-wav",
+        "truncated-flac",
+        "corrupt-flac",
+        "three-channels",
+        "unsupported-rate",
+    ],
 )
 def test_bad_uploads_are_refused_and_leave_nothing(
     client_for, project, tmp_path, media_root, make, status, words
@@ -246,7 +282,9 @@ def test_bad_uploads_are_refused_and_leave_nothing(
     assert stored_files(media_root) == []
 
 
-def test_upload_over_the_size_limit_is_refused(client_for, project, audio_file, settings, media_root):
+def test_upload_over_the_size_limit_is_refused(
+    client_for, project, audio_file, settings, media_root
+):
     settings.ROOMTONE_MAX_UPLOAD_BYTES = 100_000
     settings.ROOMTONE_MAX_UPLOAD_MB = 0
     response = upload(client_for("editor"), project, audio_file(seconds=2.0))
@@ -259,12 +297,17 @@ def test_upload_over_the_duration_limit_is_refused(client_for, project, audio_fi
     settings.ROOMTONE_MAX_DURATION_S = 1.0
     response = upload(client_for("editor"), project, audio_file(seconds=2.0))
     assert response.status_code == 400
-    assert "duration" in response.json()["error"]["message"] or "long" in response.json()["error"]["message"]
+    assert (
+        "duration" in response.json()["error"]["message"]
+        or "long" in response.json()["error"]["message"]
+    )
     assert Stem.objects.count() == 0
 
 
 def test_upload_without_a_file_is_refused(client_for, project):
-    response = client_for("editor").post(f"/api/projects/{project.id}/stems", {"name": "x"}, format="multipart")
+    response = client_for("editor").post(
+        f"/api/projects/{project.id}/stems", {"name": "x"}, format="multipart"
+    )
     assert response.status_code == 400
     assert "no file" in response.json()["error"]["message"]
 
@@ -277,7 +320,19 @@ def test_mp3_is_decoded_sample_accurately(upload_ready, tmp_path):
     sf.write(str(wav), data, 48000)
     mp3 = tmp_path / "click.mp3"
     subprocess.run(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(wav), "-c:a", "libmp3lame", "-b:a", "192k", str(mp3)],
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-i",
+            str(wav),
+            "-c:a",
+            "libmp3lame",
+            "-b:a",
+            "192k",
+            str(mp3),
+        ],
         check=True,
     )
     stem = upload_ready(mp3)
