@@ -461,7 +461,7 @@ def do_finish_stem_analysis(
 
 
 def _lock_stem(stem_id: int) -> Stem | None:
-    rows = Stem.objects.select_for_update().select_related("blob", "uploader")
+    rows = Stem.objects.select_for_update(of=("self",)).select_related("blob", "uploader")
     return rows.filter(id=stem_id).first()
 
 
