@@ -32,6 +32,10 @@ class ProjectConsumer(AsyncWebsocketConsumer):
         try:
             access = await database_sync_to_async(actions.access_project)(user, self.project_id)
         except StudioError:
+            # Accept, then close: a close before accepting reaches a browser as
+            # a bare handshake failure, and the client could not tell "not
+            # allowed" (stop retrying) from a network error (retry).
+            await self.accept()
             await self.close(code=CLOSE_NOT_ALLOWED)
             return
         self.role = access.role
@@ -74,7 +78,23 @@ class ProjectConsumer(AsyncWebsocketConsumer):
             await self.send_json(event)
             await self.close(code=CLOSE_NOT_ALLOWED)
             return
+        if event.get("type") == "members.changed" and not await self._still_member():
+            await self.close(code=CLOSE_NOT_ALLOWED)
+            return
         await self.send_json(event)
+
+    async def _still_member(self) -> bool:
+        """Roles change while sockets are open: someone removed stops hearing
+        the project at once, and a changed role is what later messages see."""
+        try:
+            access = await database_sync_to_async(actions.access_project)(
+                self.scope.get("user"), self.project_id
+            )
+        except StudioError:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+            return False
+        self.role = access.role
+        return True
 
     async def send_error(self, code: str, text: str) -> None:
         await self.send_json({"type": "error", "code": code, "message": text})

@@ -1,7 +1,7 @@
-from django.urls import path
+from django.urls import re_path
 
 from .consumers import ProjectConsumer
 
 websocket_urlpatterns = [
-    path("ws/projects/<int:project_id>/", ProjectConsumer.as_asgi()),
+    re_path(r"^ws/projects/(?P<project_id>[0-9]{1,18})/$", ProjectConsumer.as_asgi()),
 ]

@@ -8,7 +8,6 @@ consumers and tasks call these and nothing else writes.
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -125,8 +124,7 @@ def check_project_settings(fields: dict[str, Any]) -> dict[str, Any]:
         if (
             isinstance(tempo, bool)
             or not isinstance(tempo, int | float)
-            or not math.isfinite(tempo)
-            or not 20.0 <= tempo <= 400.0
+            or not 20.0 <= tempo <= 400.0  # also false for NaN, and never overflows
         ):
             raise Invalid("tempo_bpm must be a number from 20 to 400")
         out["tempo_bpm"] = float(tempo)
@@ -157,8 +155,8 @@ def check_role(value: Any, allow_owner: bool = True) -> str:
 # --- projects -----------------------------------------------------------------
 
 
-def do_create_project(user: User, name: Any, **fields: Any) -> Project:
-    values = check_project_settings({"name": name, **fields})
+def do_create_project(user: User, name: Any, fields: dict[str, Any] | None = None) -> Project:
+    values = check_project_settings({**(fields or {}), "name": name})
     with transaction.atomic():
         project = Project.objects.create(created_by=user, **values)
         Membership.objects.create(project=project, user=user, role=Role.OWNER)
@@ -184,10 +182,14 @@ def do_delete_project(access: ProjectAccess) -> None:
         raise Forbidden("only owners can delete a project")
     project = access.project
     with transaction.atomic():
-        blob_ids = list(project.stems.values_list("blob_id", flat=True))
+        stems = list(project.stems.values_list("id", "blob_id"))
+        project_id = project.id
         project.delete()
-        send_on_commit(project.id, {"type": "project.deleted", "project_id": project.id})
-        transaction.on_commit(lambda: _collect_blobs(blob_ids))
+        send_on_commit(project_id, {"type": "project.deleted", "project_id": project_id})
+        transaction.on_commit(
+            lambda: _collect_blobs([b for _, b in stems], [derived_folder(s) for s, _ in stems]),
+            robust=True,
+        )
 
 
 # --- members ------------------------------------------------------------------
@@ -251,6 +253,9 @@ def do_remove_member(access: ProjectAccess, user_id: int) -> None:
 
 
 def _lock_membership(project_id: int, user_id: int) -> Membership:
+    # Lock the project first: two owners stepping down at once must not both
+    # see the other still there and leave it with none.
+    Project.objects.select_for_update().filter(id=project_id).first()
     try:
         return Membership.objects.select_for_update().get(project_id=project_id, user_id=user_id)
     except Membership.DoesNotExist:
@@ -356,16 +361,14 @@ def do_add_stem(
     if ROLE_RANK[Role(access.role)] < ROLE_RANK[Role.EDITOR]:
         raise Forbidden("viewers cannot upload stems")
     stem_name = check_name(name or os.path.splitext(os.path.basename(filename))[0] or filename)
-    storage_name = blob_storage_name(sha256)
+    # Copy the bytes before opening a transaction: a long copy must not hold
+    # the database's write lock. Same name, same bytes, so a racing upload of
+    # the same file is harmless.
+    storage_name = _store_blob_file(path, sha256, size)
     with transaction.atomic():
-        blob = Blob.objects.select_for_update().filter(sha256=sha256).first()
-        if blob is None:
-            if not default_storage.exists(storage_name):
-                with open(path, "rb") as f:
-                    saved = default_storage.save(storage_name, File(f))
-                if saved != storage_name:  # a racing upload of the same bytes
-                    default_storage.delete(saved)
-            blob = Blob.objects.create(sha256=sha256, size=size, storage_name=storage_name)
+        blob, _ = Blob.objects.get_or_create(
+            sha256=sha256, defaults={"size": size, "storage_name": storage_name}
+        )
         stem = Stem.objects.create(
             project=access.project,
             blob=blob,
@@ -381,8 +384,23 @@ def do_add_stem(
         send_on_commit(access.project.id, {"type": "stem.added", "stem": stem_payload(stem)})
         from .tasks import enqueue_ingest
 
-        transaction.on_commit(lambda: enqueue_ingest(stem.id))
+        # robust: the upload is committed even if the queue is down; the stem
+        # then stays "analysing" until resume_analysis picks it up.
+        transaction.on_commit(lambda: enqueue_ingest(stem.id), robust=True)
     return stem
+
+
+def _store_blob_file(path: str, sha256: str, size: int) -> str:
+    name = blob_storage_name(sha256)
+    if default_storage.exists(name):
+        if default_storage.size(name) == size:
+            return name
+        default_storage.delete(name)  # a copy a crash left half written
+    with open(path, "rb") as f:
+        saved = default_storage.save(name, File(f))
+    if saved != name:  # another upload of the same bytes finished first
+        default_storage.delete(saved)
+    return name
 
 
 def do_rename_stem(stem: Stem, name: Any) -> Stem:
@@ -394,22 +412,36 @@ def do_rename_stem(stem: Stem, name: Any) -> Stem:
 
 def do_delete_stem(stem: Stem) -> None:
     project_id, stem_id, blob_id = stem.project_id, stem.id, stem.blob_id
-    derived = [n for n in (stem.peaks_name, stem.preview_name) if n]
     with transaction.atomic():
         stem.delete()
         send_on_commit(project_id, {"type": "stem.deleted", "stem_id": stem_id})
-        transaction.on_commit(lambda: _collect_blobs([blob_id], derived))
+        transaction.on_commit(
+            lambda: _collect_blobs([blob_id], [derived_folder(stem_id)]), robust=True
+        )
 
 
-def _delete_files(names: list[str]) -> None:
-    for name in names:
-        if name:
-            default_storage.delete(name)
+def derived_folder(stem_id: int) -> str:
+    """Where a stem's analysis results (peaks, preview) are stored."""
+    return f"derived/stem-{stem_id}"
 
 
-def _collect_blobs(blob_ids: list[str], derived: list[str] | None = None) -> None:
+def delete_derived(stem_id: int) -> None:
+    _delete_folder(derived_folder(stem_id))
+
+
+def _delete_folder(folder: str) -> None:
+    try:
+        _dirs, files = default_storage.listdir(folder)
+    except FileNotFoundError:
+        return
+    for name in files:
+        default_storage.delete(f"{folder}/{name}")
+
+
+def _collect_blobs(blob_ids: list[str], derived_folders: list[str] | None = None) -> None:
     """Delete stored bytes no stem refers to any more."""
-    _delete_files(derived or [])
+    for folder in derived_folders or []:
+        _delete_folder(folder)
     for sha in set(blob_ids):
         with transaction.atomic():
             blob = Blob.objects.select_for_update().filter(sha256=sha).first()
@@ -445,7 +477,7 @@ def do_finish_stem_analysis(
     with transaction.atomic():
         stem = _lock_stem(stem_id)
         if stem is None:  # deleted while it was being analysed
-            transaction.on_commit(lambda: _delete_files([peaks_name, preview_name]))
+            transaction.on_commit(lambda: _delete_folder(derived_folder(stem_id)))
             return None
         stem.integrated_lufs = finite_or_none(integrated_lufs)
         stem.true_peak_dbtp = finite_or_none(true_peak_dbtp)
@@ -477,6 +509,13 @@ def do_fail_stem_analysis(stem_id: int, message: str) -> None:
 
 
 # --- account ------------------------------------------------------------------
+
+
+def do_get_api_token(user: AbstractBaseUser) -> str:
+    from rest_framework.authtoken.models import Token
+
+    token, _ = Token.objects.get_or_create(user=user)
+    return str(token.key)
 
 
 def do_rotate_api_token(user: AbstractBaseUser) -> str:

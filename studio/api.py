@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import AsyncIterator
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.core.files.storage import default_storage
-from django.http import FileResponse, HttpResponseRedirect
+from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -21,6 +24,7 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from audio.engine.codecs import AudioFormatError, validate
+from audio.engine.preview import PREVIEW_MIME_TYPE
 
 from . import actions
 from .errors import Invalid, NotFound, StudioError, TooLarge
@@ -80,7 +84,7 @@ class ProjectListView(APIView):
     def post(self, request: Request) -> Response:
         body = _body(request)
         name = body.pop("name", None)
-        project = actions.do_create_project(request.user, name, **body)
+        project = actions.do_create_project(request.user, name, body)
         return Response(project_payload(project, Role.OWNER), status=http.HTTP_201_CREATED)
 
 
@@ -249,7 +253,7 @@ class StemListView(APIView):
         try:
             path = upload.temporary_file_path()
             if upload.size == 0:
-                raise Invalid("the file is empty")
+                raise StudioError(f"{upload.name}: the file is empty", code="bad_audio")
             try:
                 info = validate(path, max_duration_s=_max_duration())
             except AudioFormatError as exc:
@@ -308,16 +312,32 @@ CONTENT_TYPES = {
 def _stream(storage_name: str, content_type: str, filename: str | None = None) -> Any:
     """A stored file as a streamed response, or a redirect to a signed URL on
     object storage so big files never pass through the web process."""
+    disposition = (
+        content_disposition_header(as_attachment=True, filename=filename) if filename else None
+    )
     try:
         default_storage.path(storage_name)
     except NotImplementedError:
-        return HttpResponseRedirect(default_storage.url(storage_name))
-    response = FileResponse(
-        default_storage.open(storage_name, "rb"),
-        content_type=content_type,
-        as_attachment=filename is not None,
-        filename=filename or "",
-    )
+        params = {"ResponseContentType": content_type}
+        if disposition:
+            params["ResponseContentDisposition"] = disposition
+        return HttpResponseRedirect(default_storage.url(storage_name, parameters=params))  # type: ignore[call-arg]  # S3Storage takes them
+    size = default_storage.size(storage_name)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        # An async iterator: under ASGI, Django would otherwise read a sync
+        # file iterator into memory whole before sending it.
+        f = await sync_to_async(default_storage.open)(storage_name, "rb")
+        try:
+            while chunk := await sync_to_async(f.read)(1 << 20):
+                yield chunk
+        finally:
+            await sync_to_async(f.close)()
+
+    response = StreamingHttpResponse(chunks(), content_type=content_type)
+    response["Content-Length"] = str(size)
+    if disposition:
+        response["Content-Disposition"] = disposition
     return response
 
 
@@ -345,8 +365,7 @@ class StemPreviewView(APIView):
         stem = actions.access_stem(request.user, project_id, stem_id)
         if not stem.preview_name:
             raise NotFound("the preview is not ready yet")
-        ext = os.path.splitext(stem.preview_name)[1].lstrip(".")
-        return _stream(stem.preview_name, CONTENT_TYPES.get(ext, "application/octet-stream"))
+        return _stream(stem.preview_name, PREVIEW_MIME_TYPE)
 
 
 class StemPeaksView(APIView):
@@ -360,28 +379,28 @@ class StemPeaksView(APIView):
         if not stem.peaks_name:
             raise NotFound("the waveform is not ready yet")
         with default_storage.open(stem.peaks_name, "rb") as f:
-            levels: dict[str, Any] = json.load(f)["levels"]
+            available: list[int] = sorted(json.load(f)["levels"])
         wanted_raw = request.query_params.get("samples_per_pixel")
-        available = sorted(int(k) for k in levels)
         if wanted_raw is None:
-            return Response({"levels": available, **levels[str(available[-1])]})
-        try:
-            wanted = int(wanted_raw)
-        except ValueError:
-            raise Invalid("samples_per_pixel must be a whole number") from None
-        # The finest level no finer than asked for, so drawing never has to
-        # invent detail; the finest of all if asked for finer.
-        chosen = max([a for a in available if a <= wanted], default=available[0])
-        return Response({"levels": available, **levels[str(chosen)]})
+            chosen = available[-1]
+        else:
+            try:
+                wanted = int(wanted_raw)
+            except ValueError:
+                raise Invalid("samples_per_pixel must be a whole number") from None
+            # The coarsest level no coarser than asked for, so drawing never
+            # has to invent detail; the finest of all if asked for finer.
+            chosen = max([a for a in available if a <= wanted], default=available[0])
+        folder = os.path.dirname(stem.peaks_name)
+        with default_storage.open(f"{folder}/peaks-{chosen}.json", "rb") as f:
+            level = json.load(f)
+        return Response({"levels": available, **level})
 
 
 class TokenView(APIView):
     @extend_schema(responses={200: OBJ}, summary="Your API token (created on first use)")
     def get(self, request: Request) -> Response:
-        from rest_framework.authtoken.models import Token
-
-        token, _ = Token.objects.get_or_create(user=request.user)
-        return Response({"token": token.key})
+        return Response({"token": actions.do_get_api_token(request.user)})
 
     @extend_schema(request=None, responses={200: OBJ}, summary="Replace your API token")
     def post(self, request: Request) -> Response:
@@ -402,7 +421,6 @@ class ObtainTokenView(APIView):
     )
     def post(self, request: Request) -> Response:
         from django.contrib.auth import authenticate
-        from rest_framework.authtoken.models import Token
 
         body = _body(request)
         user = authenticate(
@@ -410,5 +428,4 @@ class ObtainTokenView(APIView):
         )
         if user is None:
             raise StudioError("wrong username or password", code="bad_credentials")
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key})
+        return Response({"token": actions.do_get_api_token(user)})

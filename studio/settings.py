@@ -81,13 +81,16 @@ def env_url(name: str, schemes: tuple[str, ...]) -> str:
 
 
 DEBUG = env_bool("DEBUG", False)
+VAR_DIR = Path(env_str("ROOMTONE_VAR_DIR", str(BASE_DIR / "var")))
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
-    if not DEBUG and env_bool("ROOMTONE_REQUIRE_SECRET_KEY", False):
-        raise ImproperlyConfigured("SECRET_KEY must be set")
+    # Several machines must share one key (sessions, signed share links), so
+    # a scale-out deployment has to set it.
+    if env_bool("ROOMTONE_REQUIRE_SECRET_KEY", False) or os.environ.get("REDIS_URL"):
+        raise ImproperlyConfigured("SECRET_KEY must be set when running scaled out")
     # Embedded default: a per-install key kept under var/, so sessions and share
     # links survive restarts without any configuration.
-    _key_file = BASE_DIR / "var" / "secret_key"
+    _key_file = VAR_DIR / "secret_key"
     if _key_file.exists():
         SECRET_KEY = _key_file.read_text().strip()
     else:
@@ -99,7 +102,6 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
-VAR_DIR = Path(env_str("ROOMTONE_VAR_DIR", str(BASE_DIR / "var")))
 
 INSTALLED_APPS = [
     "daphne",
@@ -155,7 +157,9 @@ DATABASE_URL = env_url("DATABASE_URL", ("postgres", "postgresql", "sqlite"))
 if DATABASE_URL:
     import dj_database_url
 
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # No persistent connections: under ASGI each request runs in its own
+    # thread, and Django advises against CONN_MAX_AGE there.
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
     DATABASES["default"].setdefault("TEST", {})
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -207,6 +211,7 @@ else:
 
 # --- files --------------------------------------------------------------------
 S3_BUCKET = env_str("S3_BUCKET")
+S3_ENDPOINT_URL = env_url("S3_ENDPOINT_URL", ("http", "https"))
 MEDIA_ROOT = VAR_DIR / "media"
 MEDIA_URL = "/media/"
 STATIC_URL = "/static/"
@@ -219,7 +224,7 @@ if S3_BUCKET:
             "BACKEND": "storages.backends.s3.S3Storage",
             "OPTIONS": {
                 "bucket_name": S3_BUCKET,
-                "endpoint_url": env_str("S3_ENDPOINT_URL") or None,
+                "endpoint_url": S3_ENDPOINT_URL or None,
                 "region_name": env_str("S3_REGION") or None,
                 "access_key": env_str("S3_ACCESS_KEY_ID") or None,
                 "secret_key": env_str("S3_SECRET_ACCESS_KEY") or None,
@@ -286,9 +291,14 @@ USE_TZ = True
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfigured(
+        f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {LOG_LEVEL!r}"
+    )
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }

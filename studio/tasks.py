@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import shutil
 import tempfile
@@ -20,6 +19,7 @@ from django_tasks import task
 
 from audio.engine.analysis import analyse
 from audio.engine.codecs import AudioFormatError
+from audio.engine.preview import PREVIEW_EXTENSION
 
 from . import actions
 from .models import Stem
@@ -45,10 +45,6 @@ def local_copy(storage_name: str) -> Iterator[str]:
         os.unlink(tmp)
 
 
-def _json_safe(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
 @task()
 def ingest_stem(stem_id: int) -> None:
     stem = Stem.objects.select_related("blob").filter(id=stem_id).first()
@@ -56,21 +52,27 @@ def ingest_stem(stem_id: int) -> None:
         return
     try:
         with local_copy(stem.blob.storage_name) as path, tempfile.TemporaryDirectory() as tmp:
-            preview_tmp = os.path.join(tmp, "preview.mp3")
+            preview_tmp = os.path.join(tmp, "preview" + PREVIEW_EXTENSION)
             result = analyse(
                 path,
                 preview_path=preview_tmp,
                 progress=lambda f: actions.do_stem_progress(stem_id, f),
             )
-            peaks = {
-                "levels": {str(spp): data for spp, data in sorted(result.peaks.items())},
-            }
+            folder = actions.derived_folder(stem_id)
+            actions.delete_derived(stem_id)  # a re-run replaces, never suffixes
+            # One file per zoom level, plus a small index, so a client asking
+            # for one level never makes the server load them all.
+            for spp, data in result.peaks.items():
+                default_storage.save(
+                    f"{folder}/peaks-{spp}.json",
+                    ContentFile(json.dumps(data, separators=(",", ":")).encode()),
+                )
             peaks_name = default_storage.save(
-                f"derived/stem-{stem_id}/peaks.json",
-                ContentFile(json.dumps(peaks, separators=(",", ":")).encode()),
+                f"{folder}/peaks.json",
+                ContentFile(json.dumps({"levels": sorted(result.peaks)}).encode()),
             )
             with open(preview_tmp, "rb") as f:
-                preview_name = default_storage.save(f"derived/stem-{stem_id}/preview.mp3", File(f))
+                preview_name = default_storage.save(f"{folder}/preview{PREVIEW_EXTENSION}", File(f))
     except AudioFormatError as exc:
         actions.do_fail_stem_analysis(stem_id, str(exc))
         return

@@ -10,10 +10,6 @@ from django.conf import settings
 from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
 
 
-class UploadTooLarge(Exception):
-    pass
-
-
 class HashingUploadHandler(TemporaryFileUploadHandler):
     """Writes each file to disk, computing its sha256 and size on the way."""
 
@@ -56,26 +52,49 @@ class HashingUploadHandler(TemporaryFileUploadHandler):
 
 
 class UploadLimitMiddleware:
-    """ASGI middleware: refuse a request whose declared body is over the upload
-    limit before reading any of it (Django's ASGI handler would otherwise spool
-    the whole body to disk before a view could object)."""
+    """ASGI middleware: refuse a request whose body is over the upload limit
+    before Django spools it: at once when its Content-Length says so, and as
+    soon as a chunked body passes the limit. (daphne itself buffers a request
+    body before the app sees it, so in production put the same limit in the
+    reverse proxy, e.g. nginx client_max_body_size.)"""
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            for name, value in scope.get("headers", []):
-                if name == b"content-length":
-                    try:
-                        length = int(value)
-                    except ValueError:
-                        break
-                    if length > settings.ROOMTONE_MAX_UPLOAD_BYTES + 64 * 1024:
-                        await _refuse_too_large(send)
-                        return
-                    break
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = settings.ROOMTONE_MAX_UPLOAD_BYTES + 64 * 1024
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > limit:
+                    await _refuse_too_large(send)
+                    return
+        received = 0
+
+        async def counted_receive() -> Any:
+            # A chunked body declares no length: count it as it arrives.
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise RequestTooLarge
+            return message
+
+        try:
+            await self.app(scope, counted_receive, send)
+        except RequestTooLarge:
+            await _refuse_too_large(send)
+
+
+class RequestTooLarge(Exception):
+    pass
 
 
 async def _refuse_too_large(send: Any) -> None:

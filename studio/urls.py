@@ -1,54 +1,70 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from . import api, views
+
+
+class IdConverter:
+    """A database id: digits that fit a 64-bit key, so a huge number in a URL
+    is a 404 rather than an overflow in the database driver."""
+
+    regex = "[0-9]{1,18}"
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value: int) -> str:
+        return str(value)
+
+
+register_converter(IdConverter, "id")
 
 api_patterns = [
     path("api/auth/token", api.ObtainTokenView.as_view(), name="api-obtain-token"),
     path("api/me/token", api.TokenView.as_view(), name="api-token"),
     path("api/projects", api.ProjectListView.as_view(), name="api-projects"),
-    path("api/projects/<int:project_id>", api.ProjectDetailView.as_view(), name="api-project"),
+    path("api/projects/<id:project_id>", api.ProjectDetailView.as_view(), name="api-project"),
     path(
-        "api/projects/<int:project_id>/members",
+        "api/projects/<id:project_id>/members",
         api.MemberListView.as_view(),
         name="api-members",
     ),
     path(
-        "api/projects/<int:project_id>/members/<int:user_id>",
+        "api/projects/<id:project_id>/members/<id:user_id>",
         api.MemberDetailView.as_view(),
         name="api-member",
     ),
     path(
-        "api/projects/<int:project_id>/links",
+        "api/projects/<id:project_id>/links",
         api.ShareLinkListView.as_view(),
         name="api-links",
     ),
     path(
-        "api/projects/<int:project_id>/links/<int:link_id>",
+        "api/projects/<id:project_id>/links/<id:link_id>",
         api.ShareLinkDetailView.as_view(),
         name="api-link",
     ),
     path("api/join", api.JoinView.as_view(), name="api-join"),
-    path("api/projects/<int:project_id>/stems", api.StemListView.as_view(), name="api-stems"),
+    path("api/projects/<id:project_id>/stems", api.StemListView.as_view(), name="api-stems"),
     path(
-        "api/projects/<int:project_id>/stems/<int:stem_id>",
+        "api/projects/<id:project_id>/stems/<id:stem_id>",
         api.StemDetailView.as_view(),
         name="api-stem",
     ),
     path(
-        "api/projects/<int:project_id>/stems/<int:stem_id>/download",
+        "api/projects/<id:project_id>/stems/<id:stem_id>/download",
         api.StemDownloadView.as_view(),
         name="api-stem-download",
     ),
     path(
-        "api/projects/<int:project_id>/stems/<int:stem_id>/preview",
+        "api/projects/<id:project_id>/stems/<id:stem_id>/preview",
         api.StemPreviewView.as_view(),
         name="api-stem-preview",
     ),
     path(
-        "api/projects/<int:project_id>/stems/<int:stem_id>/peaks",
+        "api/projects/<id:project_id>/stems/<id:stem_id>/peaks",
         api.StemPeaksView.as_view(),
         name="api-stem-peaks",
     ),
@@ -59,7 +75,7 @@ api_patterns = [
 
 urlpatterns = [
     path("", views.project_list, name="project-list"),
-    path("projects/<int:project_id>/", views.project_detail, name="project-detail"),
+    path("projects/<id:project_id>/", views.project_detail, name="project-detail"),
     path("join/<str:token>/", views.join, name="join"),
     path("account/", views.account, name="account"),
     path("account/token", views.rotate_token, name="rotate-token"),

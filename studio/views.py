@@ -11,6 +11,7 @@ from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.models import User
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from . import actions
@@ -30,7 +31,10 @@ def signup(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         user = form.save()
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        return redirect(request.GET.get("next") or "project-list")
+        target = request.GET.get("next", "")
+        if not url_has_allowed_host_and_scheme(target, {request.get_host()}):
+            target = "project-list"
+        return redirect(target)
     return render(request, "studio/signup.html", {"form": form})
 
 
@@ -44,7 +48,7 @@ def project_list(request: HttpRequest) -> HttpResponse:
                 fields["sample_rate"] = int(request.POST["sample_rate"])
             if request.POST.get("tempo_bpm"):
                 fields["tempo_bpm"] = float(request.POST["tempo_bpm"])
-            project = actions.do_create_project(_user(request), request.POST.get("name"), **fields)
+            project = actions.do_create_project(_user(request), request.POST.get("name"), fields)
         except (StudioError, ValueError) as exc:
             messages.error(request, getattr(exc, "message", "invalid number"))
         else:

@@ -55,9 +55,10 @@ async def test_outsiders_and_anonymous_cannot_connect():
 
     project, _, _, outsider = await sync_to_async(make_people)()
     for user in (outsider, AnonymousUser()):
-        comm, connected, code = await connect(user, project.id)
-        assert not connected
-        assert code == 4403
+        comm, _, _ = await connect(user, project.id)
+        # Accepted and closed at once with 4403, so a browser sees the code
+        # and knows not to retry; no project data is sent.
+        assert await comm.receive_output(timeout=5) == {"type": "websocket.close", "code": 4403}
 
 
 async def test_malformed_messages_get_an_error_and_the_connection_carries_on():
@@ -80,6 +81,28 @@ async def test_malformed_messages_get_an_error_and_the_connection_carries_on():
     await comm.send_json_to({"type": "ping", "id": 7})
     assert await comm.receive_json_from(timeout=5) == {"type": "pong", "id": 7}
     await comm.disconnect()
+
+
+async def test_a_removed_member_stops_hearing_the_project():
+    project, owner, viewer, _ = await sync_to_async(make_people)()
+    comm, _, _ = await connect(viewer, project.id)
+    await comm.receive_json_from(timeout=5)
+    access = await sync_to_async(actions.access_project)(owner, project.id, "owner")
+    await sync_to_async(actions.do_remove_member)(access, viewer.id)
+    assert await comm.receive_output(timeout=5) == {"type": "websocket.close", "code": 4403}
+
+
+async def test_deleting_the_project_tells_everyone_and_closes():
+    project, owner, viewer, _ = await sync_to_async(make_people)()
+    comm, _, _ = await connect(viewer, project.id)
+    await comm.receive_json_from(timeout=5)
+    access = await sync_to_async(actions.access_project)(owner, project.id, "owner")
+    await sync_to_async(actions.do_delete_project)(access)
+    assert await comm.receive_json_from(timeout=5) == {
+        "type": "project.deleted",
+        "project_id": project.id,
+    }
+    assert await comm.receive_output(timeout=5) == {"type": "websocket.close", "code": 4403}
 
 
 async def test_events_travel_through_redis_pubsub_layer(settings):

@@ -33,6 +33,8 @@ def test_creating_a_project_makes_the_creator_its_owner(client_for, people):
         ({"name": "a", "tempo_bpm": "fast"}, "tempo_bpm"),
         ({"name": "a", "time_signature": [4, 3]}, "time_signature"),
         ({"name": "a", "colour": "red"}, "unknown field(s): colour"),
+        ({"name": "a", "created_by": 1}, "unknown field(s): created_by"),
+        ({"name": "a", "tempo_bpm": 10**400}, "tempo_bpm must be a number from 20 to 400"),
     ],
 )
 def test_bad_project_settings_are_refused_and_nothing_is_created(
@@ -43,6 +45,10 @@ def test_bad_project_settings_are_refused_and_nothing_is_created(
     assert response.status_code == 400
     assert message in response.json()["error"]["message"]
     assert Project.objects.count() == before
+
+
+def test_a_huge_id_in_a_url_is_not_found(client_for, project):
+    assert client_for("owner").get("/api/projects/99999999999999999999999").status_code == 404
 
 
 def test_project_list_shows_only_my_projects_with_my_role(client_for, project):

@@ -35,7 +35,7 @@ class Command(BaseCommand):
         if Membership.objects.filter(user=user, project__name=DEMO_PROJECT).exists():
             self.stdout.write(f"demo already there: log in as {username}")
             return
-        project = actions.do_create_project(user, DEMO_PROJECT, tempo_bpm=120.0)
+        project = actions.do_create_project(user, DEMO_PROJECT, {"tempo_bpm": 120.0})
         access = actions.access_project(user, project.id, "owner")
         with tempfile.TemporaryDirectory() as tmp:
             for name in DEMO_STEMS:
