@@ -60,6 +60,15 @@ def _body(request: Request) -> dict[str, Any]:
     return dict(data)
 
 
+def _settings() -> dict[str, Any]:
+    """Schema of the optional project settings (checked by the actions)."""
+    return {
+        "sample_rate": serializers.ChoiceField(choices=[44100, 48000], required=False),
+        "tempo_bpm": serializers.FloatField(required=False),
+        "time_signature": serializers.ListField(child=serializers.IntegerField(), required=False),
+    }
+
+
 class ProjectListView(APIView):
     @extend_schema(responses={200: OBJ}, summary="Projects you are a member of")
     def get(self, request: Request) -> Response:
@@ -68,15 +77,7 @@ class ProjectListView(APIView):
 
     @extend_schema(
         request=inline_serializer(
-            "ProjectCreate",
-            {
-                "name": serializers.CharField(),
-                "sample_rate": serializers.ChoiceField(choices=[44100, 48000], required=False),
-                "tempo_bpm": serializers.FloatField(required=False),
-                "time_signature": serializers.ListField(
-                    child=serializers.IntegerField(), required=False
-                ),
-            },
+            "ProjectCreate", {"name": serializers.CharField(), **_settings()}
         ),
         responses={201: OBJ, **ERR},
         summary="Create a project (you become its owner)",
@@ -96,15 +97,7 @@ class ProjectDetailView(APIView):
 
     @extend_schema(
         request=inline_serializer(
-            "ProjectUpdate",
-            {
-                "name": serializers.CharField(required=False),
-                "sample_rate": serializers.ChoiceField(choices=[44100, 48000], required=False),
-                "tempo_bpm": serializers.FloatField(required=False),
-                "time_signature": serializers.ListField(
-                    child=serializers.IntegerField(), required=False
-                ),
-            },
+            "ProjectUpdate", {"name": serializers.CharField(required=False), **_settings()}
         ),
         responses={200: OBJ, **ERR},
         summary="Rename or change settings (editors and owners)",

@@ -24,6 +24,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import signal
 
+from .blocks import planar as as_planar
+
 __all__ = [
     "LoudnessMeter",
     "LoudnessResult",
@@ -172,17 +174,9 @@ class LoudnessMeter:
         self._history = np.zeros((channels, 0), dtype=np.float32)
 
     def process(self, block: npt.NDArray[np.floating[Any]]) -> None:
-        if block.ndim == 1 and self.channels == 1:
-            block = block[:, np.newaxis]
-        if block.ndim != 2 or block.shape[1] != self.channels:
-            raise ValueError(
-                f"expected a block shaped (n, {self.channels}), got {tuple(block.shape)}"
-            )
-        if block.shape[0] == 0:
+        planar = as_planar(block, self.channels)
+        if planar.shape[1] == 0:
             return
-        # Channels-first, contiguous: reductions and filters along a contiguous
-        # axis are several times faster than along axis 0 of (n, channels).
-        planar = np.ascontiguousarray(block.T)
         peak = max(float(planar.max()), -float(planar.min()))
         self._sample_peak = max(self._sample_peak, peak)
         self._true_peak = max(self._true_peak, peak)

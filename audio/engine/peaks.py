@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .blocks import planar as as_planar
+
 __all__ = ["DEFAULT_LEVELS", "PeaksBuilder"]
 
 DEFAULT_LEVELS = (256, 1024, 4096, 16384)
@@ -53,17 +55,9 @@ class PeaksBuilder:
 
     def process(self, block: npt.NDArray[np.floating[Any]]) -> None:
         """Add a block shaped (n, channels) (1-D accepted for mono)."""
-        if block.ndim == 1 and self.channels == 1:
-            block = block[:, np.newaxis]
-        if block.ndim != 2 or block.shape[1] != self.channels:
-            raise ValueError(
-                f"expected a block shaped (n, {self.channels}), got {tuple(block.shape)}"
-            )
-        if block.shape[0] == 0:
+        planar = as_planar(block, self.channels)
+        if planar.shape[1] == 0:
             return
-        # Channels-first and contiguous: reducing along a contiguous axis is
-        # many times faster than along the samples axis of (n, channels).
-        planar = np.ascontiguousarray(block.T)
         n, spp, i = planar.shape[1], self._finest, 0
         if self._partial_count:
             take = min(spp - self._partial_count, n)
