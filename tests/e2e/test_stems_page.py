@@ -11,15 +11,18 @@ from tests.conftest import write_audio
 pytestmark = pytest.mark.browser
 
 
-def test_sign_up_create_project_upload_and_see_waveform_and_loudness(
-    page, live_server_url, tmp_path
-):
-    username = f"e2e-{uuid.uuid4().hex[:8]}"
+def sign_up(page, live_server_url: str) -> None:
     page.goto(f"{live_server_url}/signup/")
-    page.fill("input[name=username]", username)
+    page.fill("input[name=username]", f"e2e-{uuid.uuid4().hex[:8]}")
     page.fill("input[name=password1]", "Correct-Horse-77")
     page.fill("input[name=password2]", "Correct-Horse-77")
     page.click("button[type=submit]")
+
+
+def test_sign_up_create_project_upload_and_see_waveform_and_loudness(
+    page, live_server_url, tmp_path
+):
+    sign_up(page, live_server_url)
     expect(page.get_by_role("heading", name="Projects")).to_be_visible()
 
     page.fill("input[name=name]", "Browser band")
@@ -58,12 +61,7 @@ def test_sign_up_create_project_upload_and_see_waveform_and_loudness(
 
 
 def test_bad_upload_shows_a_clear_error(page, live_server_url, tmp_path):
-    username = f"e2e-{uuid.uuid4().hex[:8]}"
-    page.goto(f"{live_server_url}/signup/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password1]", "Correct-Horse-77")
-    page.fill("input[name=password2]", "Correct-Horse-77")
-    page.click("button[type=submit]")
+    sign_up(page, live_server_url)
     page.fill("input[name=name]", "Bad uploads")
     page.click("text=Create project")
     fake = tmp_path / "lyrics.wav"
