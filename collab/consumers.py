@@ -1,30 +1,80 @@
-"""The project WebSocket: authenticate, check membership, relay project events.
+"""The project WebSocket: authenticate, check membership, parse typed messages,
+call one studio action each, relay project events (docs/protocol.md).
 
-Thin by design: every change a client asks for goes through one studio action.
+Thin by design: every change goes through studio.editing or studio.actions,
+which broadcast after commit. Presence and gestures are ephemeral and never
+touch the database.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import secrets
+import time
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from studio import actions
+from studio import actions, docstate, editing
 from studio.errors import StudioError
 
+from . import messages as m
 from .broadcast import project_group
+
+logger = logging.getLogger(__name__)
 
 # WebSocket close codes in the 4000-4999 application range.
 CLOSE_NOT_ALLOWED = 4403
 MAX_MESSAGE_BYTES = 64 * 1024
+# Sustained messages per second and burst, per connection (protocol §8).
+RATE_PER_S = 30.0
+RATE_BURST = 60.0
+# Live gestures and presence, per connection (protocol §3, §6).
+EPHEMERAL_PER_S = 20.0
+
+PALETTE = (
+    "#e4572e",
+    "#17bebb",
+    "#ffc914",
+    "#76b041",
+    "#7b5ea7",
+    "#f25f5c",
+    "#247ba0",
+    "#ff8c42",
+    "#2ec4b6",
+    "#c3423f",
+    "#9bc53d",
+    "#5bc0eb",
+)
+
+
+def colour_for(user_id: int) -> str:
+    return PALETTE[user_id % len(PALETTE)]
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens = burst
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
 
 
 class ProjectConsumer(AsyncWebsocketConsumer):
     project_id: int
     role: str
     group: str
+    session: str
 
     async def connect(self) -> None:
         self.project_id = int(self.scope["url_route"]["kwargs"]["project_id"])
@@ -38,8 +88,15 @@ class ProjectConsumer(AsyncWebsocketConsumer):
             await self.accept()
             await self.close(code=CLOSE_NOT_ALLOWED)
             return
+        assert user is not None
         self.role = access.role
         self.group = project_group(self.project_id)
+        self.session = secrets.token_hex(6)
+        self.me = {"id": user.pk, "name": user.get_username(), "colour": colour_for(user.pk)}
+        self.presence: dict[str, Any] = {"selection": [], "playhead": None}
+        self.bucket = TokenBucket(RATE_PER_S, RATE_BURST)
+        self.ephemeral = TokenBucket(EPHEMERAL_PER_S, EPHEMERAL_PER_S)
+        self.limited_until = 0.0
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self.send_json(
@@ -48,37 +105,167 @@ class ProjectConsumer(AsyncWebsocketConsumer):
                 "project_id": self.project_id,
                 "role": self.role,
                 "revision": access.project.revision,
+                "session": self.session,
+                "user": self.me,
             }
         )
+        # Everyone else learns of us, and answers with their own presence.
+        await self._group_event({**self._presence_event(), "reply_to": self.channel_name})
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
+            await self._group_event({"type": "presence.leave", "session": self.session})
+
+    # --- receiving ------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not self.bucket.take():
+            await self._rate_limited()
+            return
         if text_data is None or len(text_data.encode()) > MAX_MESSAGE_BYTES:
             await self.send_error("bad_message", "send JSON text messages of at most 64 KiB")
             return
         try:
-            message = json.loads(text_data)
+            data = json.loads(text_data)
         except json.JSONDecodeError:
             await self.send_error("bad_json", "message is not valid JSON")
             return
-        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        if not isinstance(data, dict) or not isinstance(data.get("type"), str):
             await self.send_error("bad_message", "message must be an object with a 'type'")
             return
-        if message["type"] == "ping":
-            await self.send_json({"type": "pong", "id": message.get("id")})
+        if data["type"] not in m.TYPES:
+            await self.send_error("unknown_type", f"unknown message type {data['type']!r}")
             return
-        await self.send_error("unknown_type", f"unknown message type {message['type']!r}")
+        op_id = data.get("client_op_id") if isinstance(data.get("client_op_id"), str) else None
+        try:
+            message = m.parse_message(data)
+        except m.MessageError as exc:
+            await self.send_error("bad_message", exc.message, op_id)
+            return
+        try:
+            await self._dispatch(message)
+        except StudioError as exc:
+            await self.send_error(exc.code, exc.message, op_id)
+        except Exception:
+            logger.exception("project %s: %s message failed", self.project_id, data["type"])
+            await self.send_error("server_error", "the server failed; try again", op_id)
+
+    async def _dispatch(self, msg: Any) -> None:
+        user = self.scope["user"]
+        if isinstance(msg, m.Ping):
+            await self.send_json({"type": "pong", "id": msg.id})
+        elif isinstance(msg, m.Sync):
+            reply = await database_sync_to_async(editing.sync_reply)(self.project_id, msg.since)
+            await self.send_json(reply)
+        elif isinstance(msg, m.EditMessage):
+            result = await database_sync_to_async(editing.do_edit)(
+                user,
+                self.project_id,
+                msg.ops,
+                client_op_id=msg.client_op_id,
+                base_revision=msg.base_revision,
+            )
+            await self._ack(msg.client_op_id, result)
+        elif isinstance(msg, m.Undo | m.Redo):
+            action = editing.do_undo if isinstance(msg, m.Undo) else editing.do_redo
+            result = await database_sync_to_async(action)(user, self.project_id, msg.client_op_id)
+            await self._ack(msg.client_op_id, result)
+        elif isinstance(msg, m.Restore):
+            result = await database_sync_to_async(editing.do_restore)(
+                user, self.project_id, msg.version, msg.client_op_id
+            )
+            await self._ack(msg.client_op_id, result)
+        elif isinstance(msg, m.SaveVersion):
+            version = await database_sync_to_async(editing.do_save_version)(
+                user, self.project_id, msg.name
+            )
+            await self.send_json(
+                {"type": "ack", "client_op_id": msg.client_op_id, "version": version.id}
+            )
+        elif isinstance(msg, m.Gesture):
+            await self._gesture(msg)
+        elif isinstance(msg, m.Presence):
+            if not self.ephemeral.take():
+                return
+            if msg.selection is not None:
+                self.presence["selection"] = msg.selection
+            if msg.playhead is not None:
+                self.presence["playhead"] = msg.playhead
+            await self._group_event(self._presence_event())
+
+    async def _ack(self, client_op_id: str, result: editing.EditResult) -> None:
+        await self.send_json(
+            {
+                "type": "ack",
+                "client_op_id": client_op_id,
+                "revision": result.revision,
+                "duplicate": result.duplicate,
+            }
+        )
+
+    async def _gesture(self, msg: m.Gesture) -> None:
+        if self.role == "viewer":
+            await self.send_error("forbidden", "viewers can comment but not edit")
+            return
+        if not self.ephemeral.take():
+            return  # over 20 a second: dropped, the committing edit follows anyway
+        props = {}
+        if not msg.end:
+            try:
+                props = docstate.validate_partial(msg.kind, msg.props)
+            except docstate.OpError as exc:
+                await self.send_error(exc.code, exc.message)
+                return
+        await self._group_event(
+            {
+                "type": "gesture",
+                "session": self.session,
+                "user": self.me,
+                "kind": msg.kind,
+                "id": msg.id,
+                "props": props,
+                "end": msg.end,
+            }
+        )
+
+    async def _rate_limited(self) -> None:
+        now = time.monotonic()
+        if now >= self.limited_until:
+            self.limited_until = now + 1.0
+            await self.send_error(
+                "rate_limited",
+                f"too many messages: at most {RATE_PER_S:g} a second (bursts of {RATE_BURST:g})",
+            )
+
+    # --- events from the group --------------------------------------------------------
+
+    def _presence_event(self) -> dict[str, Any]:
+        return {"type": "presence", "session": self.session, "user": self.me, **self.presence}
+
+    async def _group_event(self, event: dict[str, Any]) -> None:
+        await self.channel_layer.group_send(self.group, {"type": "project.event", "event": event})
 
     async def project_event(self, message: dict[str, Any]) -> None:
         event = message["event"]
-        if event.get("type") == "project.deleted":
+        kind = event.get("type")
+        if kind in ("presence", "presence.leave", "gesture"):
+            if event.get("session") == self.session:
+                return
+            reply_to = event.get("reply_to")
+            if reply_to:
+                # A newcomer: tell them we are here.
+                await self.channel_layer.send(
+                    reply_to, {"type": "project.event", "event": self._presence_event()}
+                )
+                event = {k: v for k, v in event.items() if k != "reply_to"}
+            await self.send_json(event)
+            return
+        if kind == "project.deleted":
             await self.send_json(event)
             await self.close(code=CLOSE_NOT_ALLOWED)
             return
-        if event.get("type") == "members.changed" and not await self._still_member():
+        if kind == "members.changed" and not await self._still_member():
             await self.close(code=CLOSE_NOT_ALLOWED)
             return
         await self.send_json(event)
@@ -96,8 +283,11 @@ class ProjectConsumer(AsyncWebsocketConsumer):
         self.role = access.role
         return True
 
-    async def send_error(self, code: str, text: str) -> None:
-        await self.send_json({"type": "error", "code": code, "message": text})
+    async def send_error(self, code: str, text: str, client_op_id: str | None = None) -> None:
+        error: dict[str, Any] = {"type": "error", "code": code, "message": text}
+        if client_op_id is not None:
+            error["client_op_id"] = client_op_id
+        await self.send_json(error)
 
     async def send_json(self, data: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(data, separators=(",", ":")))

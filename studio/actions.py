@@ -25,7 +25,8 @@ from django.utils import timezone
 
 from collab.broadcast import send_on_commit
 
-from .errors import Forbidden, Invalid, NotFound
+from . import editing
+from .errors import Conflict, Forbidden, Invalid, NotFound
 from .models import (
     ROLE_RANK,
     SAMPLE_RATES,
@@ -160,6 +161,7 @@ def do_create_project(user: User, name: Any, fields: dict[str, Any] | None = Non
     with transaction.atomic():
         project = Project.objects.create(created_by=user, **values)
         Membership.objects.create(project=project, user=user, role=Role.OWNER)
+        editing.create_initial_version(project, user)
     return project
 
 
@@ -169,11 +171,25 @@ def do_update_project(access: ProjectAccess, fields: dict[str, Any]) -> Project:
     values = check_project_settings(fields)
     with transaction.atomic():
         project = Project.objects.select_for_update().get(id=access.project.id)
-        for key, value in values.items():
-            setattr(project, key, value)
-        project.revision += 1
-        project.save()
-        send_on_commit(project.id, {"type": "project.updated", "project": project_payload(project)})
+        # Settings the document holds change through the op log, so they are
+        # undoable and replayable; the name is not part of the document.
+        settings_ops: dict[str, Any] = {}
+        for key in ("sample_rate", "tempo_bpm"):
+            if key in values:
+                settings_ops[key] = values[key]
+        if "time_signature_num" in values:
+            settings_ops["time_signature"] = [
+                values["time_signature_num"],
+                values["time_signature_den"],
+            ]
+        if settings_ops:
+            editing.do_update_settings(project, access.membership.user, settings_ops)
+        if "name" in values and values["name"] != project.name:
+            project.name = values["name"]
+            project.save(update_fields=["name", "updated_at"])
+            send_on_commit(
+                project.id, {"type": "project.updated", "project": project_payload(project)}
+            )
     return project
 
 
@@ -413,6 +429,13 @@ def do_rename_stem(stem: Stem, name: Any) -> Stem:
 def do_delete_stem(stem: Stem) -> None:
     project_id, stem_id, blob_id = stem.project_id, stem.id, stem.blob_id
     with transaction.atomic():
+        in_use = editing.clips_using(stem)
+        if in_use:
+            raise Conflict(
+                f"{stem.name} is used by {in_use} clip{'s' if in_use != 1 else ''} "
+                "in the project: remove them first",
+                code="stem_in_use",
+            )
         stem.delete()
         send_on_commit(project_id, {"type": "stem.deleted", "stem_id": stem_id})
         transaction.on_commit(

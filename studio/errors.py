@@ -35,3 +35,8 @@ class TooLarge(StudioError):
 class UnsupportedMedia(StudioError):
     status = 415
     code = "unsupported_media"
+
+
+class Conflict(StudioError):
+    status = 409
+    code = "conflict"

@@ -40,7 +40,8 @@ class Project(models.Model):
     time_signature_den = models.PositiveSmallIntegerField(
         default=4, choices=[(d, str(d)) for d in TIME_SIGNATURE_DENOMINATORS]
     )
-    # Bumped by every committed change to the project document.
+    master_gain_db = models.FloatField(default=0.0)
+    # Bumped by every committed change to the project document or comments.
     revision = models.PositiveBigIntegerField(default=0)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
@@ -155,6 +156,157 @@ class Stem(models.Model):
     @property
     def size(self) -> int:
         return self.blob.size
+
+
+# --- the project document, stored normalised (docs/protocol.md §2) ----------------
+# Objects carry the id their creating client chose (`uid`); references between
+# them are by uid, as in the protocol, and studio.docstate keeps them whole.
+
+
+class DocObject(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    uid = models.CharField(max_length=64)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__} {self.uid}"
+
+
+class DocTrack(DocObject):
+    name = models.CharField(max_length=200)
+    order = models.CharField(max_length=64)
+    gain_db = models.FloatField(default=0.0)
+    pan = models.FloatField(default=0.0)
+    mute = models.BooleanField(default=False)
+    solo = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "uid"], name="track_uid")]
+
+
+class DocClip(DocObject):
+    track_uid = models.CharField(max_length=64)
+    # PROTECT: a stem in use by the current document cannot be deleted.
+    stem = models.ForeignKey(Stem, on_delete=models.PROTECT, related_name="clips")
+    start = models.FloatField(default=0.0)
+    offset = models.FloatField(default=0.0)
+    duration = models.FloatField(null=True, blank=True)
+    gain_db = models.FloatField(default=0.0)
+    fade_in = models.FloatField(default=0.0)
+    fade_out = models.FloatField(default=0.0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "uid"], name="clip_uid")]
+        indexes = [models.Index(fields=["project", "track_uid"])]
+
+
+class DocEffect(DocObject):
+    # Empty for the master bus.
+    track_uid = models.CharField(max_length=64, blank=True)
+    order = models.CharField(max_length=64)
+    type = models.CharField(max_length=40)
+    params = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "uid"], name="effect_uid")]
+        indexes = [models.Index(fields=["project", "track_uid"])]
+
+
+class DocMarker(DocObject):
+    time = models.FloatField()
+    name = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "uid"], name="marker_uid")]
+
+
+class Comment(DocObject):
+    time = models.FloatField()
+    track_uid = models.CharField(max_length=64, blank=True)
+    parent_uid = models.CharField(max_length=64, blank=True)
+    text = models.TextField()
+    resolved = models.BooleanField(default=False)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    author_name = models.CharField(max_length=150)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "uid"], name="comment_uid")]
+        indexes = [models.Index(fields=["project", "parent_uid"])]
+
+
+class EditKind(models.TextChoices):
+    EDIT = "edit", "Edit"
+    UNDO = "undo", "Undo"
+    REDO = "redo", "Redo"
+    RESTORE = "restore", "Restore"
+    SETTINGS = "settings", "Settings"
+    COMMENT = "comment", "Comment"
+
+
+class Edit(models.Model):
+    """The op log: one row per revision, with what undoes it."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="edits")
+    revision = models.PositiveBigIntegerField()
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    user_name = models.CharField(max_length=150, blank=True)
+    client_op_id = models.CharField(max_length=64, blank=True)
+    kind = models.CharField(max_length=10, choices=EditKind.choices)
+    ops = models.JSONField()
+    inverse = models.JSONField()
+    # For undo and redo rows: the row they reverse.
+    reverses = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # An edit that was undone, or an undo that was redone.
+    reversed = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "revision"], name="one_edit_per_revision")
+        ]
+        indexes = [
+            models.Index(fields=["project", "user", "client_op_id"]),
+            models.Index(fields=["project", "user", "-revision"]),
+        ]
+        ordering = ["revision"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} r{self.revision} of {self.project_id}"
+
+
+class VersionKind(models.TextChoices):
+    NAMED = "named", "Named"
+    AUTO = "auto", "Checkpoint"
+
+
+class Version(models.Model):
+    """The document (comments aside) at one revision."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="versions")
+    revision = models.PositiveBigIntegerField()
+    kind = models.CharField(max_length=10, choices=VersionKind.choices)
+    name = models.CharField(max_length=200, blank=True)
+    state = models.JSONField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-revision", "-id"]
+        indexes = [models.Index(fields=["project", "-revision"])]
+
+    def __str__(self) -> str:
+        return self.name or f"checkpoint r{self.revision}"
 
 
 def finite_or_none(value: float) -> float | None:

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from . import api, views
+from . import api, editing_api, views
 
 
 class IdConverter:
@@ -68,6 +68,29 @@ api_patterns = [
         api.StemPeaksView.as_view(),
         name="api-stem-peaks",
     ),
+    path(
+        "api/projects/<id:project_id>/document",
+        editing_api.DocumentView.as_view(),
+        name="api-document",
+    ),
+    path(
+        "api/projects/<id:project_id>/edits", editing_api.EditListView.as_view(), name="api-edits"
+    ),
+    path(
+        "api/projects/<id:project_id>/versions",
+        editing_api.VersionListView.as_view(),
+        name="api-versions",
+    ),
+    path(
+        "api/projects/<id:project_id>/versions/<id:version_id>",
+        editing_api.VersionDetailView.as_view(),
+        name="api-version",
+    ),
+    path(
+        "api/projects/<id:project_id>/versions/<id:version_id>/restore",
+        editing_api.VersionRestoreView.as_view(),
+        name="api-version-restore",
+    ),
     path("api/schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
@@ -76,6 +99,7 @@ api_patterns = [
 urlpatterns = [
     path("", views.project_list, name="project-list"),
     path("projects/<id:project_id>/", views.project_detail, name="project-detail"),
+    path("projects/<id:project_id>/editor/", views.project_editor, name="project-editor"),
     path("join/<str:token>/", views.join, name="join"),
     path("account/", views.account, name="account"),
     path("account/token", views.rotate_token, name="rotate-token"),

@@ -85,6 +85,25 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
 
 
 @login_required
+def project_editor(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The multitrack editor. The document itself arrives over the project
+    WebSocket (a `sync` snapshot); the page starts with what the socket does not
+    carry: who I am, my role and the project's stems."""
+    access = _access_or_404(request, project_id)
+    project = access.project
+    state = {
+        "project": project_payload(project, access.role),
+        "me": {"id": request.user.pk, "username": request.user.get_username()},
+        "stems": [stem_payload(s) for s in project.stems.select_related("blob", "uploader")],
+    }
+    return render(
+        request,
+        "studio/editor.html",
+        {"project": project, "role": access.role, "state": state},
+    )
+
+
+@login_required
 @require_http_methods(["GET", "POST"])
 def join(request: HttpRequest, token: str) -> HttpResponse:
     try:

@@ -20,6 +20,7 @@ __all__ = [
     "Effect",
     "EffectError",
     "build_chain",
+    "effect_defaults",
     "longest_delay_s",
     "parse_effect",
 ]
@@ -207,6 +208,11 @@ def parse_effect(value: Any, path: str, sample_rate: int) -> Effect:
             raise EffectError(f"{where}: must be below half the sample rate ({sample_rate / 2:g})")
         params[name] = number
     return Effect(kind, params)
+
+
+def effect_defaults(kind: str) -> dict[str, float | str]:
+    """Every parameter of a known effect type at its default value."""
+    return {name: param.default for name, param in _SPECS[kind].params.items()}
 
 
 def _plugin(effect: Effect) -> pedalboard.Plugin:

@@ -40,9 +40,21 @@ async def test_members_connect_and_hear_project_events():
     comm, connected, _ = await connect(viewer, project.id)
     assert connected
     hello = await comm.receive_json_from(timeout=5)
-    assert hello == {"type": "hello", "project_id": project.id, "role": "viewer", "revision": 0}
+    assert {k: hello[k] for k in ("type", "project_id", "role", "revision")} == {
+        "type": "hello",
+        "project_id": project.id,
+        "role": "viewer",
+        "revision": 0,
+    }
+    assert hello["user"]["name"] == "vera"
     access = await sync_to_async(actions.access_project)(owner, project.id, "owner")
     await sync_to_async(actions.do_update_project)(access, {"tempo_bpm": 99})
+    edit = await comm.receive_json_from(timeout=5)
+    assert edit["type"] == "edit"
+    assert edit["kind"] == "settings"
+    assert edit["ops"] == [
+        {"op": "set", "kind": "project", "id": "project", "props": {"tempo_bpm": 99.0}}
+    ]
     event = await comm.receive_json_from(timeout=5)
     assert event["type"] == "project.updated"
     assert event["project"]["tempo_bpm"] == 99.0

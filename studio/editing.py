@@ -1,0 +1,648 @@
+"""Writes to the project document: edits, undo and redo, versions and restore.
+
+Every change runs in one transaction holding the project row: validate against
+the stored objects (studio.docstate), write the rows, bump the revision, append
+to the op log, and broadcast after commit (docs/protocol.md §3–5).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Model
+from django.utils import timezone
+
+from collab.broadcast import send_on_commit
+
+from . import docstate
+from .docstate import PROJECT_ID, Context, Op, OpDict, OpError, State, StemInfo
+from .errors import NotFound, StudioError
+from .models import (
+    ROLE_RANK,
+    Comment,
+    DocClip,
+    DocEffect,
+    DocMarker,
+    DocTrack,
+    Edit,
+    EditKind,
+    Membership,
+    Project,
+    Role,
+    Stem,
+    StemStatus,
+    Version,
+    VersionKind,
+)
+from .payloads import project_payload
+
+# A client this far behind gets a snapshot instead of the edits it missed, and
+# may not base new edits on what it has.
+MAX_SYNC_EDITS = 500
+CHECKPOINT_EVERY = 100
+CHECKPOINT_AFTER = timedelta(minutes=10)
+UNDOABLE = (EditKind.EDIT, EditKind.REDO, EditKind.RESTORE, EditKind.SETTINGS)
+PLAIN = (EditKind.EDIT, EditKind.RESTORE, EditKind.SETTINGS)
+
+
+class EditError(StudioError):
+    """An edit refused with a protocol error code (docs/protocol.md §8)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message, code=code)
+        self.status = {"not_found": 404, "forbidden": 403, "conflict": 409}.get(code, 400)
+
+
+@dataclass(frozen=True)
+class EditResult:
+    revision: int
+    duplicate: bool = False
+
+
+# --- rows <-> props -----------------------------------------------------------------
+
+
+def _track_props(row: DocTrack) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "order": row.order,
+        "gain_db": row.gain_db,
+        "pan": row.pan,
+        "mute": row.mute,
+        "solo": row.solo,
+    }
+
+
+def _clip_props(row: DocClip) -> dict[str, Any]:
+    return {
+        "track": row.track_uid,
+        "source": f"{docstate.SOURCE_PREFIX}{row.stem_id}",
+        "start": row.start,
+        "offset": row.offset,
+        "duration": row.duration,
+        "gain_db": row.gain_db,
+        "fade_in": row.fade_in,
+        "fade_out": row.fade_out,
+    }
+
+
+def _effect_props(row: DocEffect) -> dict[str, Any]:
+    return {
+        "track": row.track_uid or None,
+        "order": row.order,
+        "type": row.type,
+        "params": dict(row.params),
+    }
+
+
+def _marker_props(row: DocMarker) -> dict[str, Any]:
+    return {"time": row.time, "name": row.name}
+
+
+def _comment_props(row: Comment) -> dict[str, Any]:
+    return {
+        "time": row.time,
+        "track": row.track_uid or None,
+        "parent": row.parent_uid or None,
+        "text": row.text,
+        "resolved": row.resolved,
+        "author": row.author_id,
+        "author_name": row.author_name,
+        "created_at": row.created_at.isoformat(),
+    }
+
+
+_ROWS: dict[str, tuple[type[Model], Any]] = {
+    "track": (DocTrack, _track_props),
+    "clip": (DocClip, _clip_props),
+    "effect": (DocEffect, _effect_props),
+    "marker": (DocMarker, _marker_props),
+    "comment": (Comment, _comment_props),
+}
+
+
+def _columns(kind: str, props: dict[str, Any]) -> dict[str, Any]:
+    """Protocol props to model fields (only the keys given)."""
+    out: dict[str, Any] = {}
+    for key, value in props.items():
+        if key == "track":
+            out["track_uid"] = value or ""
+        elif key == "parent":
+            out["parent_uid"] = value or ""
+        elif key == "source":
+            out["stem_id"] = int(value[len(docstate.SOURCE_PREFIX) :])
+        elif key == "author":
+            out["author_id"] = value
+        elif key == "created_at":
+            out["created_at"] = datetime.fromisoformat(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _project_props(project: Project) -> dict[str, Any]:
+    return {
+        "sample_rate": project.sample_rate,
+        "tempo_bpm": project.tempo_bpm,
+        "time_signature": [project.time_signature_num, project.time_signature_den],
+        "master_gain_db": project.master_gain_db,
+    }
+
+
+def _set_project_columns(project: Project, props: dict[str, Any]) -> list[str]:
+    fields = []
+    for key, value in props.items():
+        if key == "time_signature":
+            project.time_signature_num, project.time_signature_den = value
+            fields += ["time_signature_num", "time_signature_den"]
+        else:
+            setattr(project, key, value)
+            fields.append(key)
+    return fields
+
+
+def full_state(project: Project, *, comments: bool = True) -> State:
+    """The whole document as stored now (a fresh fetch)."""
+    state = docstate.empty_state()
+    state["project"][PROJECT_ID] = _project_props(project)
+    for kind, (model, to_props) in _ROWS.items():
+        if kind == "comment" and not comments:
+            continue
+        for row in model._default_manager.filter(project=project).order_by("id"):
+            state[kind][row.uid] = to_props(row)  # type: ignore[attr-defined]
+    return state
+
+
+def _load(project: Project, ops: list[Op]) -> State:
+    """The objects `ops` touch or refer to, enough to validate them."""
+    state = docstate.empty_state()
+    state["project"][PROJECT_ID] = _project_props(project)
+    want: dict[str, set[str]] = defaultdict(set)
+    for op in ops:
+        if op.kind != "project":
+            want[op.kind].add(op.id)
+        for key, kind in (("track", "track"), ("parent", "comment")):
+            ref = op.props.get(key)
+            if isinstance(ref, str):
+                want[kind].add(ref)
+    _fetch(project, state, want)
+    # Second round: what the loaded objects refer to, and what deletes cascade to.
+    more: dict[str, set[str]] = defaultdict(set)
+    for kind in ("clip", "effect"):
+        for props in state[kind].values():
+            if props["track"]:
+                more["track"].add(props["track"])
+    for props in state["comment"].values():
+        if props["parent"]:
+            more["comment"].add(props["parent"])
+    _fetch(project, state, more)
+    deleted_tracks = [op.id for op in ops if op.op == "delete" and op.kind == "track"]
+    deleted_comments = [op.id for op in ops if op.op == "delete" and op.kind == "comment"]
+    if deleted_tracks:
+        for clip in DocClip.objects.filter(project=project, track_uid__in=deleted_tracks):
+            state["clip"][clip.uid] = _clip_props(clip)
+        for effect in DocEffect.objects.filter(project=project, track_uid__in=deleted_tracks):
+            state["effect"][effect.uid] = _effect_props(effect)
+    if deleted_comments:
+        for comment in Comment.objects.filter(project=project, parent_uid__in=deleted_comments):
+            state["comment"][comment.uid] = _comment_props(comment)
+    return state
+
+
+def _fetch(project: Project, state: State, want: dict[str, set[str]]) -> None:
+    for kind, ids in want.items():
+        ids = ids - set(state[kind])
+        if not ids:
+            continue
+        model, to_props = _ROWS[kind]
+        for row in model._default_manager.filter(project=project, uid__in=ids):
+            state[kind][row.uid] = to_props(row)  # type: ignore[attr-defined]
+
+
+def _persist(project: Project, state: State, applied: list[OpDict]) -> list[str]:
+    """Write applied ops to the rows; returns the project fields changed."""
+    project_fields: list[str] = []
+    for op in applied:
+        kind = op["kind"]
+        if kind == "project":
+            project_fields += _set_project_columns(project, op["props"])
+            continue
+        model = _ROWS[kind][0]
+        rows = model._default_manager.filter(project=project, uid=op["id"])
+        if op["op"] == "create":
+            model._default_manager.create(
+                project=project, uid=op["id"], **_columns(kind, op["props"])
+            )
+        elif op["op"] == "delete":
+            rows.delete()
+        elif op["id"] in state[kind]:
+            # Effect params merge, so write the merged value, not just the keys sent.
+            now = state[kind][op["id"]]
+            rows.update(**_columns(kind, {k: now[k] for k in op["props"]}))
+    return project_fields
+
+
+# --- committing -----------------------------------------------------------------------
+
+
+def _lock(project_id: int) -> Project:
+    try:
+        return Project.objects.select_for_update().get(id=project_id)
+    except Project.DoesNotExist:
+        raise NotFound("project not found") from None
+
+
+def _role(user: Any, project: Project) -> str:
+    if not getattr(user, "is_authenticated", False):
+        raise NotFound("project not found")
+    role = (
+        Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
+    )
+    if role is None:
+        raise NotFound("project not found")
+    return str(role)
+
+
+def _can_edit(role: str) -> bool:
+    return ROLE_RANK[Role(role)] >= ROLE_RANK[Role.EDITOR]
+
+
+def _context(project: Project, user: Any, role: str) -> Context:
+    cache: dict[int, StemInfo | None] = {}
+
+    def stem_info(stem_id: int) -> StemInfo | None:
+        if stem_id not in cache:
+            row = (
+                Stem.objects.filter(project=project, id=stem_id)
+                .values_list("frames", "sample_rate", "status")
+                .first()
+            )
+            cache[stem_id] = (
+                None
+                if row is None
+                else StemInfo(
+                    duration_s=row[0] / row[1] if row[1] else 0.0,
+                    usable=row[2] != StemStatus.FAILED,
+                )
+            )
+        return cache[stem_id]
+
+    return Context(
+        user_id=user.pk,
+        user_name=user.get_username(),
+        now_iso=timezone.now().isoformat(),
+        can_edit=_can_edit(role),
+        stem_info=stem_info,
+    )
+
+
+def _duplicate(project: Project, user: Any, client_op_id: str) -> EditResult | None:
+    if not client_op_id:
+        return None
+    revision = (
+        Edit.objects.filter(project=project, user=user, client_op_id=client_op_id)
+        .values_list("revision", flat=True)
+        .first()
+    )
+    return None if revision is None else EditResult(revision=revision, duplicate=True)
+
+
+def _record(
+    project: Project,
+    user: Any,
+    kind: str,
+    state: State,
+    applied: list[OpDict],
+    inverse: list[OpDict],
+    client_op_id: str,
+    reverses: Edit | None = None,
+) -> int:
+    project_fields = _persist(project, state, applied)
+    project.revision += 1
+    project.save(update_fields=["revision", "updated_at", *project_fields])
+    user_name = user.get_username()
+    Edit.objects.create(
+        project=project,
+        revision=project.revision,
+        user=user,
+        user_name=user_name,
+        client_op_id=client_op_id,
+        kind=kind,
+        ops=applied,
+        inverse=inverse,
+        reverses=reverses,
+    )
+    event = edit_event(project.revision, kind, client_op_id, user.pk, user_name, applied)
+    send_on_commit(project.id, event)
+    if project_fields:
+        send_on_commit(project.id, {"type": "project.updated", "project": project_payload(project)})
+    if kind != EditKind.COMMENT:
+        _maybe_checkpoint(project)
+    return int(project.revision)
+
+
+def edit_event(
+    revision: int, kind: str, client_op_id: str, user_id: int | None, user_name: str, ops: Any
+) -> dict[str, Any]:
+    return {
+        "type": "edit",
+        "revision": revision,
+        "kind": kind,
+        "client_op_id": client_op_id,
+        "user": {"id": user_id, "name": user_name},
+        "ops": ops,
+    }
+
+
+def _as_error(exc: OpError) -> EditError:
+    return EditError(exc.code, exc.message)
+
+
+def do_edit(
+    user: Any,
+    project_id: int,
+    raw_ops: Any,
+    *,
+    client_op_id: str = "",
+    base_revision: int | None = None,
+    kind: str = EditKind.EDIT,
+) -> EditResult:
+    try:
+        ops = docstate.parse_ops(raw_ops)
+    except OpError as exc:
+        raise _as_error(exc) from None
+    if docstate.is_conversation(ops):
+        kind = EditKind.COMMENT
+    with transaction.atomic():
+        project = _lock(project_id)
+        role = _role(user, project)
+        done = _duplicate(project, user, client_op_id)
+        if done is not None:
+            return done
+        if base_revision is not None:
+            if base_revision > project.revision:
+                raise EditError(
+                    "bad_revision",
+                    f"base_revision {base_revision} is ahead of the server ({project.revision})",
+                )
+            if project.revision - base_revision > MAX_SYNC_EDITS:
+                raise EditError(
+                    "stale_revision",
+                    f"base_revision {base_revision} is more than {MAX_SYNC_EDITS} behind "
+                    f"({project.revision}): resync, then send the edit again",
+                )
+        state = _load(project, ops)
+        try:
+            applied, inverse = docstate.apply_ops(state, ops, _context(project, user, role))
+        except OpError as exc:
+            raise _as_error(exc) from None
+        revision = _record(project, user, kind, state, applied, inverse, client_op_id)
+    return EditResult(revision=revision)
+
+
+def do_undo(user: Any, project_id: int, client_op_id: str = "") -> EditResult:
+    return _reverse(user, project_id, client_op_id, redo=False)
+
+
+def do_redo(user: Any, project_id: int, client_op_id: str = "") -> EditResult:
+    return _reverse(user, project_id, client_op_id, redo=True)
+
+
+def _reverse(user: Any, project_id: int, client_op_id: str, *, redo: bool) -> EditResult:
+    with transaction.atomic():
+        project = _lock(project_id)
+        role = _role(user, project)
+        done = _duplicate(project, user, client_op_id)
+        if done is not None:
+            return done
+        if not _can_edit(role):
+            raise EditError("forbidden", "viewers can comment but not edit")
+        mine = Edit.objects.filter(project=project, user=user).order_by("-revision")
+        target: Edit | None
+        if redo:
+            target = mine.filter(kind=EditKind.UNDO, reversed=False).first()
+            if (
+                target is not None
+                and mine.filter(kind__in=PLAIN, revision__gt=target.revision).exists()
+            ):
+                target = None  # a new edit since the undo clears the redo list
+        else:
+            target = mine.filter(kind__in=UNDOABLE, reversed=False).first()
+        if target is None:
+            what = "redo" if redo else "undo"
+            raise EditError(f"nothing_to_{what}", f"nothing to {what}")
+        ops = docstate.lenient_ops(target.inverse)
+        state = _load(project, ops)
+        applied, inverse = docstate.apply_ops(
+            state, ops, _context(project, user, role), lenient=True
+        )
+        target.reversed = True
+        target.save(update_fields=["reversed"])
+        kind = EditKind.REDO if redo else EditKind.UNDO
+        revision = _record(project, user, kind, state, applied, inverse, client_op_id, target)
+    return EditResult(revision=revision)
+
+
+def do_update_settings(project: Project, user: Any, values: dict[str, Any]) -> None:
+    """Project settings from the REST API, as an undoable edit of kind
+    `settings`. Runs inside the caller's transaction with `project` locked."""
+    props = {k: v for k, v in values.items() if _project_props(project).get(k) != v}
+    if not props:
+        return
+    role = _role(user, project)
+    ops = [Op(op="set", kind="project", id=PROJECT_ID, props=props)]
+    state = _load(project, ops)
+    try:
+        applied, inverse = docstate.apply_ops(state, ops, _context(project, user, role))
+    except OpError as exc:
+        raise _as_error(exc) from None
+    _record(project, user, EditKind.SETTINGS, state, applied, inverse, "")
+
+
+# --- versions -----------------------------------------------------------------------
+
+
+def _music_state(project: Project) -> State:
+    return full_state(project, comments=False)
+
+
+def create_initial_version(project: Project, user: Any = None) -> Version:
+    return Version.objects.create(
+        project=project,
+        revision=project.revision,
+        kind=VersionKind.AUTO,
+        name="",
+        state=_music_state(project),
+        created_by=user,
+    )
+
+
+def _maybe_checkpoint(project: Project) -> None:
+    last = (
+        Version.objects.filter(project=project)
+        .order_by("-revision")
+        .values_list("revision", "created_at")
+        .first()
+    )
+    if last is not None and (
+        project.revision - last[0] < CHECKPOINT_EVERY
+        and timezone.now() - last[1] < CHECKPOINT_AFTER
+    ):
+        return
+    Version.objects.create(
+        project=project,
+        revision=project.revision,
+        kind=VersionKind.AUTO,
+        state=_music_state(project),
+    )
+
+
+def do_save_version(user: Any, project_id: int, name: Any) -> Version:
+    from .actions import check_name
+
+    with transaction.atomic():
+        project = _lock(project_id)
+        if not _can_edit(_role(user, project)):
+            raise EditError("forbidden", "viewers cannot save versions")
+        version = Version.objects.create(
+            project=project,
+            revision=project.revision,
+            kind=VersionKind.NAMED,
+            name=check_name(name),
+            state=_music_state(project),
+            created_by=user,
+        )
+        send_on_commit(project.id, {"type": "versions.changed", "project_id": project.id})
+    return version
+
+
+def do_restore(user: Any, project_id: int, version_id: int, client_op_id: str = "") -> EditResult:
+    with transaction.atomic():
+        project = _lock(project_id)
+        role = _role(user, project)
+        done = _duplicate(project, user, client_op_id)
+        if done is not None:
+            return done
+        if not _can_edit(role):
+            raise EditError("forbidden", "viewers cannot restore versions")
+        version = Version.objects.filter(project=project, id=version_id).first()
+        if version is None:
+            raise EditError("not_found", f"no version {version_id} in this project")
+        state = _music_state(project)
+        ops = docstate.lenient_ops(docstate.diff_ops(state, version.state))
+        applied, inverse = docstate.apply_ops(
+            state, ops, _context(project, user, role), lenient=True
+        )
+        revision = _record(project, user, EditKind.RESTORE, state, applied, inverse, client_op_id)
+    return EditResult(revision=revision)
+
+
+# --- reading --------------------------------------------------------------------------
+
+
+def sync_reply(project_id: int, since: int | None) -> dict[str, Any]:
+    """What a client at revision `since` needs to catch up (protocol §4)."""
+    with transaction.atomic():
+        project = Project.objects.get(id=project_id)
+        if since is not None and 0 <= project.revision - since <= MAX_SYNC_EDITS:
+            rows = Edit.objects.filter(project=project, revision__gt=since).order_by("revision")
+            edits = [
+                edit_event(e.revision, e.kind, e.client_op_id, e.user_id, e.user_name, e.ops)
+                for e in rows
+            ]
+            # The log is complete from the first version on; anything older
+            # (a project from before the log) gets a snapshot.
+            if len(edits) == project.revision - since:
+                return {
+                    "type": "sync",
+                    "since": since,
+                    "revision": project.revision,
+                    "edits": edits,
+                }
+        return {"type": "snapshot", "revision": project.revision, "state": full_state(project)}
+
+
+def state_at(project: Project, revision: int | None = None) -> State:
+    """The document (comments aside) at `revision`: the newest version at or
+    before it, with the op log replayed on top."""
+    project = Project.objects.get(id=project.id)  # the caller's copy may be old
+    if revision is None or revision == project.revision:
+        return _music_state(project)
+    if revision > project.revision or revision < 0:
+        raise NotFound(f"revision {revision} does not exist (newest is {project.revision})")
+    version = (
+        Version.objects.filter(project=project, revision__lte=revision)
+        .order_by("-revision")
+        .first()
+    )
+    if version is None:
+        raise NotFound(f"revision {revision} is older than this project's history")
+    state: State = copy.deepcopy(version.state)
+    edits = Edit.objects.filter(
+        project=project, revision__gt=version.revision, revision__lte=revision
+    ).order_by("revision")
+    for edit in edits:
+        docstate.replay_all(state, (op for op in edit.ops if op["kind"] != "comment"))
+    return state
+
+
+def export_document(project: Project, revision: int | None = None) -> dict[str, Any]:
+    return docstate.export_document(state_at(project, revision))
+
+
+def version_list(project: Project, limit: int = 100) -> dict[str, Any]:
+    versions = list(Version.objects.filter(project=project).order_by("-revision", "-id")[:limit])
+    low = versions[-1].revision if versions else 0
+    edits = (
+        Edit.objects.filter(project=project, revision__gt=low)
+        .exclude(kind=EditKind.COMMENT)
+        .values_list("revision", "user_name", "ops")
+    )
+    bounds = sorted({v.revision for v in versions})
+
+    def summarise(rows: Iterable[tuple[int, str, Any]]) -> list[dict[str, Any]]:
+        by_user: dict[str, dict[str, Any]] = {}
+        for _, name, ops in rows:
+            entry = by_user.setdefault(name, {"user": name, "edits": 0, "kinds": set()})
+            entry["edits"] += 1
+            entry["kinds"].update(op["kind"] for op in ops)
+        return [{**e, "kinds": sorted(e["kinds"])} for e in by_user.values()]
+
+    rows = list(edits)
+    changes: dict[int, list[dict[str, Any]]] = {}
+    for i, upper in enumerate(bounds):
+        lower = bounds[i - 1] if i else -1
+        changes[upper] = summarise(r for r in rows if lower < r[0] <= upper)
+    unsaved = summarise(r for r in rows if r[0] > (bounds[-1] if bounds else -1))
+    return {
+        "revision": project.revision,
+        "changes_since_last": unsaved,
+        "versions": [
+            {**version_payload(v), "changes": changes.get(v.revision, [])} for v in versions
+        ],
+    }
+
+
+def version_payload(version: Version, *, with_state: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": version.id,
+        "revision": version.revision,
+        "kind": version.kind,
+        "name": version.name,
+        "created_by": version.created_by.get_username() if version.created_by else None,
+        "created_at": version.created_at.isoformat(),
+    }
+    if with_state:
+        data["state"] = version.state
+        data["document"] = docstate.export_document(version.state)
+    return data
+
+
+def clips_using(stem: Stem) -> int:
+    return DocClip.objects.filter(stem=stem).count()
