@@ -112,7 +112,21 @@ class ProjectConsumer(AsyncWebsocketConsumer):
         # Everyone else learns of us, and answers with their own presence.
         await self._group_event({**self._presence_event(), "reply_to": self.channel_name})
 
+    def _jam(self) -> Any:
+        """Jam signalling (collab.jam), created on first use."""
+        if getattr(self, "jam", None) is None:
+            from .jam import JamSignalling
+
+            self.jam = JamSignalling(self)
+        return self.jam
+
+    async def jam_message(self, message: dict[str, Any]) -> None:
+        """Channel-layer messages from a jam room's owner (embedded or a jam worker)."""
+        await self._jam().on_channel_message(message)
+
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "jam", None) is not None:
+            await self.jam.close()
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
             await self._group_event({"type": "presence.leave", "session": self.session})
@@ -133,6 +147,9 @@ class ProjectConsumer(AsyncWebsocketConsumer):
             return
         if not isinstance(data, dict) or not isinstance(data.get("type"), str):
             await self.send_error("bad_message", "message must be an object with a 'type'")
+            return
+        if data["type"].startswith("jam."):
+            await self._jam().handle(data)
             return
         if data["type"] not in m.TYPES:
             await self.send_error("unknown_type", f"unknown message type {data['type']!r}")
