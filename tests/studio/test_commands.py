@@ -6,6 +6,7 @@ import pytest
 from channels.testing import HttpCommunicator
 from django.core.management import call_command
 
+from studio import editing
 from studio.models import Project, Stem, StemStatus
 from studio.uploads import UploadLimitMiddleware
 
@@ -22,6 +23,13 @@ def test_seed_demo_creates_an_analysed_demo_once(django_capture_on_commit_callba
     assert stems["Bass"].channels == 1 and stems["Drums"].channels == 2
     # Generated with headroom, like a tracked stem: no clipping.
     assert all(s.sample_peak_dbfs < -0.5 for s in stems.values())
+    # Arranged in the editor: one track and clip per stem, and a named version.
+    document = editing.export_document(project)
+    assert [t["name"] for t in document["tracks"]] == ["Drums", "Bass", "Keys"]
+    assert sorted(t["clips"][0]["source"] for t in document["tracks"]) == sorted(
+        f"stem:{s.id}" for s in stems.values()
+    )
+    assert project.versions.filter(name="Demo start").exists()
     call_command("seed_demo", stdout=io.StringIO())
     assert Project.objects.filter(name="Demo session").count() == 1
 

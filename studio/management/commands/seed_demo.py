@@ -12,11 +12,12 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from audio.engine.codecs import validate
-from studio import actions
+from studio import actions, editing
 from studio.demo import DEMO_STEMS, write_demo_stem
 from studio.models import Membership, Project
 
 DEMO_PROJECT = "Demo session"
+DEMO_PANS = (0.0, -0.3, 0.3)
 
 
 class Command(BaseCommand):
@@ -37,11 +38,12 @@ class Command(BaseCommand):
             return
         project = actions.do_create_project(user, DEMO_PROJECT, {"tempo_bpm": 120.0})
         access = actions.access_project(user, project.id, "owner")
+        stems = []
         with tempfile.TemporaryDirectory() as tmp:
             for name in DEMO_STEMS:
                 path = os.path.join(tmp, f"{name.lower()}.flac")
                 write_demo_stem(path, name)
-                actions.do_add_stem(
+                stem = actions.do_add_stem(
                     access,
                     path=path,
                     sha256=actions.sha256_of(path),
@@ -50,6 +52,8 @@ class Command(BaseCommand):
                     name=name,
                     info=validate(path),
                 )
+                stems.append(stem)
+        self._arrange(user, project.id, stems)
         if wait:
             from django_tasks import default_task_backend
 
@@ -62,3 +66,49 @@ class Command(BaseCommand):
                 f"user {username!r}, password {settings.ROOMTONE_DEMO_PASSWORD!r}"
             )
         )
+
+    def _arrange(self, user: Any, project_id: int, stems: list[Any]) -> None:
+        """One track per stem in the editor, a marker, a comment and a named
+        version, so the editor and version history have something to show."""
+        ops: list[dict[str, Any]] = []
+        for i, stem in enumerate(stems):
+            track = f"demo-track-{i}"
+            ops.append(
+                {
+                    "op": "create",
+                    "kind": "track",
+                    "id": track,
+                    "props": {"name": stem.name, "order": "V" + "V" * i, "pan": DEMO_PANS[i % 3]},
+                }
+            )
+            ops.append(
+                {
+                    "op": "create",
+                    "kind": "clip",
+                    "id": f"demo-clip-{i}",
+                    "props": {"track": track, "source": f"stem:{stem.id}", "start": 0.0},
+                }
+            )
+        ops.append(
+            {
+                "op": "create",
+                "kind": "marker",
+                "id": "demo-marker",
+                "props": {"time": 4.0, "name": "B"},
+            }
+        )
+        editing.do_edit(user, project_id, ops, client_op_id="seed-demo")
+        editing.do_edit(
+            user,
+            project_id,
+            [
+                {
+                    "op": "create",
+                    "kind": "comment",
+                    "id": "demo-comment",
+                    "props": {"time": 2.0, "text": "Bass a touch louder here?"},
+                }
+            ],
+            client_op_id="seed-demo-comment",
+        )
+        editing.do_save_version(user, project_id, "Demo start")
