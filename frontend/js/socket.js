@@ -80,6 +80,20 @@ export class ProjectSocket {
     this.setState('closed');
   }
 
+  /**
+   * Send one JSON message if the connection is open. Nothing is queued: a
+   * caller that must not lose a message keeps it and sends it again after
+   * the next `hello`.
+   * @param {object} message
+   * @returns {boolean} whether it was handed to the socket
+   */
+  send(message) {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    ws.send(JSON.stringify(message));
+    return true;
+  }
+
   /** @param {SocketState} state @param {{ code?: number, delay?: number }} [detail] */
   setState(state, detail) {
     this.options.onState?.(state, detail);

@@ -11,12 +11,15 @@ from tests.conftest import write_audio
 pytestmark = pytest.mark.browser
 
 
-def sign_up(page, live_server_url: str) -> None:
+def sign_up(page, live_server_url: str) -> str:
+    username = f"e2e-{uuid.uuid4().hex[:8]}"
     page.goto(f"{live_server_url}/signup/")
-    page.fill("input[name=username]", f"e2e-{uuid.uuid4().hex[:8]}")
+    page.fill("input[name=username]", username)
     page.fill("input[name=password1]", "Correct-Horse-77")
     page.fill("input[name=password2]", "Correct-Horse-77")
     page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/signup/" not in url)
+    return username
 
 
 def test_sign_up_create_project_upload_and_see_waveform_and_loudness(
