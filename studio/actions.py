@@ -199,6 +199,7 @@ def do_delete_project(access: ProjectAccess) -> None:
     project = access.project
     with transaction.atomic():
         stems = list(project.stems.values_list("id", "blob_id"))
+        rendered = list(project.renders.values_list("output_name", flat=True))
         project_id = project.id
         project.delete()
         send_on_commit(project_id, {"type": "project.deleted", "project_id": project_id})
@@ -206,6 +207,9 @@ def do_delete_project(access: ProjectAccess) -> None:
             lambda: _collect_blobs([b for _, b in stems], [derived_folder(s) for s, _ in stems]),
             robust=True,
         )
+        from .renders import collect_render_files
+
+        transaction.on_commit(lambda: collect_render_files(rendered), robust=True)
 
 
 # --- members ------------------------------------------------------------------

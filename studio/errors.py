@@ -40,3 +40,8 @@ class UnsupportedMedia(StudioError):
 class Conflict(StudioError):
     status = 409
     code = "conflict"
+
+
+class TooManyRequests(StudioError):
+    status = 429
+    code = "too_many_requests"

@@ -188,8 +188,9 @@ class DocTrack(DocObject):
 
 class DocClip(DocObject):
     track_uid = models.CharField(max_length=64)
-    # PROTECT: a stem in use by the current document cannot be deleted.
-    stem = models.ForeignKey(Stem, on_delete=models.PROTECT, related_name="clips")
+    # RESTRICT: a stem in use by the current document cannot be deleted on its
+    # own, yet deleting the whole project takes both with it.
+    stem = models.ForeignKey(Stem, on_delete=models.RESTRICT, related_name="clips")
     start = models.FloatField(default=0.0)
     offset = models.FloatField(default=0.0)
     duration = models.FloatField(null=True, blank=True)
@@ -311,3 +312,95 @@ class Version(models.Model):
 
 def finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
+
+
+# --- render jobs (issue #3) ---------------------------------------------------------
+
+
+class RenderFormat(models.TextChoices):
+    WAV = "wav", "WAV"
+    FLAC = "flac", "FLAC"
+    MP3 = "mp3", "MP3"
+
+
+class RenderMaster(models.TextChoices):
+    NONE = "none", "Not mastered"
+    STREAMING = "streaming", "Streaming (-14 LUFS)"
+    APPLE = "apple", "Apple Music (-16 LUFS)"
+    EBU = "ebu", "EBU R128 (-23 LUFS)"
+    CUSTOM = "custom", "Custom LUFS"
+
+
+class RenderStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class RenderJob(models.Model):
+    """One bounce of a project document to a file (or a zip of stems).
+
+    The document and the blobs its clips use are frozen on the row at request
+    time, so what is rendered is exactly what `cache_key` names.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="renders")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revision = models.PositiveBigIntegerField()
+    version = models.ForeignKey(
+        Version, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    format = models.CharField(max_length=4, choices=RenderFormat.choices)
+    bit_depth = models.CharField(max_length=3, blank=True)  # "16", "24", "32f"; "" for MP3
+    mp3_quality = models.CharField(max_length=3, blank=True)  # "320", "V2"; "" otherwise
+    master = models.CharField(
+        max_length=10, choices=RenderMaster.choices, default=RenderMaster.NONE
+    )
+    master_lufs = models.FloatField(null=True, blank=True)
+    stems = models.BooleanField(default=False)
+    document = models.JSONField()
+    # Clip source ("stem:<id>") -> sha256 of the blob it read at request time.
+    sources = models.JSONField(default=dict)
+    cache_key = models.CharField(max_length=64)
+    status = models.CharField(
+        max_length=10, choices=RenderStatus.choices, default=RenderStatus.QUEUED
+    )
+    progress = models.FloatField(default=0.0)
+    error = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    # Served from an earlier render of the same cache key, without running.
+    cached = models.BooleanField(default=False)
+    filename = models.CharField(max_length=255)  # what a download is called
+    output_name = models.CharField(max_length=400, blank=True)  # in default_storage
+    size = models.PositiveBigIntegerField(null=True, blank=True)
+    duration_s = models.FloatField(null=True, blank=True)
+    lufs = models.FloatField(null=True, blank=True)
+    true_peak_dbtp = models.FloatField(null=True, blank=True)
+    peak_dbfs = models.FloatField(null=True, blank=True)
+    pcm_sha256 = models.CharField(max_length=64, blank=True)
+    # Each run of the task claims the job by bumping `attempts`; its writes
+    # only land while the row still carries that number (a lease).
+    attempts = models.PositiveSmallIntegerField(default=0)
+    heartbeat_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    # Not stored: set by studio.renders.do_request_render when it answers with
+    # an identical render already in flight instead of a new row.
+    reused: bool = False
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["project", "-created_at"]),
+            models.Index(fields=["project", "cache_key", "status"]),
+            models.Index(fields=["status", "heartbeat_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"render {self.id} of {self.project_id} ({self.status})"

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from . import api, editing_api, views
+from . import api, editing_api, render_api, views
 
 
 class IdConverter:
@@ -90,6 +90,26 @@ api_patterns = [
         "api/projects/<id:project_id>/versions/<id:version_id>/restore",
         editing_api.VersionRestoreView.as_view(),
         name="api-version-restore",
+    ),
+    path(
+        "api/projects/<id:project_id>/renders",
+        render_api.RenderListView.as_view(),
+        name="api-renders",
+    ),
+    path(
+        "api/projects/<id:project_id>/renders/<id:render_id>",
+        render_api.RenderDetailView.as_view(),
+        name="api-render",
+    ),
+    path(
+        "api/projects/<id:project_id>/renders/<id:render_id>/cancel",
+        render_api.RenderCancelView.as_view(),
+        name="api-render-cancel",
+    ),
+    path(
+        "api/projects/<id:project_id>/renders/<id:render_id>/download",
+        render_api.RenderDownloadView.as_view(),
+        name="api-render-download",
     ),
     path("api/schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

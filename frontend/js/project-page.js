@@ -5,6 +5,7 @@
 import { api, uploadWithProgress } from './api.js';
 import { h, replaceChildren, showError, messageOf, timeElement } from './dom.js';
 import { ProjectSocket, projectSocketUrl, CLOSE_NOT_ALLOWED } from './socket.js';
+import { mountRenderPanel } from './render-panel.js';
 import {
   drawWaveform,
   formatBytes,
@@ -836,9 +837,12 @@ async function resync() {
 
 let welcomed = false;
 
+const renderPanel = mountRenderPanel(mount('renders'), { projectId, myId: state.me.id, canCancelAll: canEdit });
+
 /** @param {{ type: string, [key: string]: any }} event */
 function onEvent(event) {
   if (state.gone) return;
+  renderPanel.onEvent(event);
   switch (event.type) {
     case 'hello':
       if (welcomed) void resync();

@@ -352,3 +352,29 @@ def test_deleting_a_project_removes_its_files(
         assert client_for("owner").delete(f"/api/projects/{project.id}").status_code == 204
     assert stored_files(media_root) == []
     assert Blob.objects.count() == 0
+
+
+def test_a_stem_used_by_a_clip_cannot_be_deleted_but_its_project_can(
+    upload_ready, audio_file, client_for, project, media_root
+):
+    stem = upload_ready(audio_file(seconds=1.0))
+    ops = [
+        {"op": "create", "kind": "track", "id": "t1", "props": {"name": "Gtr", "order": "V"}},
+        {
+            "op": "create",
+            "kind": "clip",
+            "id": "c1",
+            "props": {"track": "t1", "source": f"stem:{stem['id']}"},
+        },
+    ]
+    edited = client_for("editor").post(
+        f"/api/projects/{project.id}/edits", {"ops": ops}, format="json"
+    )
+    assert edited.status_code == 200, edited.content
+    refused = client_for("editor").delete(f"/api/projects/{project.id}/stems/{stem['id']}")
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "stem_in_use"
+    assert Stem.objects.filter(id=stem["id"]).exists()
+    gone = client_for("owner").delete(f"/api/projects/{project.id}")
+    assert gone.status_code == 204
+    assert not Stem.objects.filter(id=stem["id"]).exists()
