@@ -61,7 +61,8 @@ class Presence(_Message):
 class SaveVersion(_Message):
     type: Literal["version.save"]
     client_op_id: ClientOpId
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    # Stripped as the saved name is, so a blank name is a bad message.
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
 class Restore(_Message):

@@ -265,6 +265,17 @@ def _check_effect(state: State, props: dict[str, Any], sample_rate: int, path: s
     props["params"] = dict(effect.params)
 
 
+def _check_effects_at(state: State, sample_rate: int, path: str) -> None:
+    """Every effect must stay valid at a new sample rate (cutoffs below Nyquist).
+    The caller loads all effects when an op changes the rate."""
+    for effect_id, effect in sorted(state["effect"].items()):
+        where = f"effect {effect_id!r} params"
+        try:
+            parse_effect({"type": effect["type"], **effect["params"]}, where, sample_rate)
+        except EffectError as exc:
+            raise OpError("bad_op", f"{path}: {exc}") from None
+
+
 def _check_refs(state: State, kind: str, props: dict[str, Any], ctx: Context, path: str) -> None:
     if kind == "clip":
         _check_clip(state, props, ctx, path)
@@ -297,12 +308,17 @@ def _create(state: State, op: Op, ctx: Context, path: str) -> tuple[list[OpDict]
                 props["params"] = {**effect_defaults(kind_name), **given}
     if kind == "comment":
         props.update(author=ctx.user_id, author_name=ctx.user_name, created_at=ctx.now_iso)
-        parent = state["comment"].get(props.get("parent") or "")
+        parent_id = props.get("parent")
+        # Not a string: validation below names the bad type.
+        parent = state["comment"].get(parent_id) if isinstance(parent_id, str) else None
         if parent is not None and parent["parent"] is not None:
             # Threads are one level deep: a reply to a reply joins the thread.
             props["parent"] = parent["parent"]
     data = _validated(kind, props, f"{path}.props")
     _check_refs(state, kind, data, ctx, f"{path}.props")
+    if kind == "comment" and data["track"] is not None and data["track"] not in state["track"]:
+        # Checked at creation only: a comment outlives the track it was pinned to.
+        raise OpError("not_found", f"{path}.props.track: no track {data['track']!r}")
     applied = {"op": "create", "kind": kind, "id": op.id, "props": data}
     return [applied], [{"op": "delete", "kind": kind, "id": op.id}]
 
@@ -327,6 +343,8 @@ def _set(state: State, op: Op, ctx: Context, path: str) -> tuple[list[OpDict], l
         merged["params"] = {**current["params"], **given}
     data = _validated(kind, merged, f"{path}.props")
     _check_refs(state, kind, data, ctx, f"{path}.props")
+    if kind == "project" and data["sample_rate"] != current["sample_rate"]:
+        _check_effects_at(state, data["sample_rate"], f"{path}.props.sample_rate")
     new_props: dict[str, Any] = {}
     old_props: dict[str, Any] = {}
     for key in op.props:
@@ -340,11 +358,13 @@ def _set(state: State, op: Op, ctx: Context, path: str) -> tuple[list[OpDict], l
     return [applied], [{"op": "set", "kind": kind, "id": op.id, "props": old_props}]
 
 
-def _delete(state: State, op: Op, path: str) -> tuple[list[OpDict], list[OpDict]]:
+def _delete(state: State, op: Op, ctx: Context, path: str) -> tuple[list[OpDict], list[OpDict]]:
     kind = op.kind
     current = state[kind].get(op.id)
     if current is None:
         raise OpError("not_found", f"{path}.id: no {kind} {op.id!r}")
+    if kind == "comment" and not ctx.can_edit and current["author"] != ctx.user_id:
+        raise OpError("forbidden", f"{path}: viewers can delete only their own comments")
     doomed: list[tuple[str, str]] = []
     if kind == "track":
         doomed += [("clip", i) for i, c in state["clip"].items() if c["track"] == op.id]
@@ -384,7 +404,7 @@ def apply_ops(
             elif op.op == "set":
                 done, undo = _set(state, op, ctx, path)
             else:
-                done, undo = _delete(state, op, path)
+                done, undo = _delete(state, op, ctx, path)
         except OpError:
             if lenient:
                 continue
@@ -417,12 +437,14 @@ def diff_ops(current: State, target: State) -> list[OpDict]:
     ops: list[OpDict] = []
     cur_p, tgt_p = current["project"].get(PROJECT_ID, {}), target["project"].get(PROJECT_ID, {})
     changed = {k: v for k, v in tgt_p.items() if cur_p.get(k) != v}
-    if changed:
-        ops.append({"op": "set", "kind": "project", "id": PROJECT_ID, "props": changed})
-    # Children go before their track when deleting, after it when creating.
-    for kind in ("clip", "effect", "marker", "track"):
-        for obj_id in sorted(set(current[kind]) - set(target[kind])):
-            ops.append({"op": "delete", "kind": kind, "id": obj_id})
+    settings = [{"op": "set", "kind": "project", "id": PROJECT_ID, "props": changed}]
+    # Effects must fit the sample rate at every step: a higher rate first,
+    # a lower one after the effects have been changed.
+    lower_rate = changed.get("sample_rate", 0) < cur_p.get("sample_rate", 0)
+    if changed and not lower_rate:
+        ops += settings
+    # Creates and changes first, tracks before what goes on them; deletes
+    # last, so deleting a track cannot take along a clip that moves off it.
     for kind in ("track", "clip", "effect", "marker"):
         for obj_id, props in sorted(target[kind].items()):
             now = current[kind].get(obj_id)
@@ -438,6 +460,11 @@ def diff_ops(current: State, target: State) -> list[OpDict]:
             changes = {k: v for k, v in props.items() if now.get(k) != v and k not in fixed}
             if changes:
                 ops.append({"op": "set", "kind": kind, "id": obj_id, "props": changes})
+    for kind in ("clip", "effect", "marker", "track"):
+        for obj_id in sorted(set(current[kind]) - set(target[kind])):
+            ops.append({"op": "delete", "kind": kind, "id": obj_id})
+    if changed and lower_rate:
+        ops += settings
     return ops
 
 
@@ -521,7 +548,10 @@ def validate_partial(kind: str, props: dict[str, Any]) -> dict[str, Any]:
             continue
         adapter = _partial_adapters.get((kind, key))
         if adapter is None:
-            annotation: Any = Annotated[field.annotation, *field.metadata]
+            # Annotated needs at least one piece of metadata (bool, duration have none).
+            annotation: Any = (
+                Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation
+            )
             adapter = TypeAdapter(
                 annotation,
                 config=ConfigDict(strict=True, allow_inf_nan=False),

@@ -212,6 +212,10 @@ def _load(project: Project, ops: list[Op]) -> State:
     if deleted_comments:
         for comment in Comment.objects.filter(project=project, parent_uid__in=deleted_comments):
             state["comment"][comment.uid] = _comment_props(comment)
+    if any(op.kind == "project" and "sample_rate" in op.props for op in ops):
+        # A new rate is checked against every effect's frequencies.
+        for effect in DocEffect.objects.filter(project=project):
+            state["effect"].setdefault(effect.uid, _effect_props(effect))
     return state
 
 
@@ -402,6 +406,8 @@ def do_edit(
             applied, inverse = docstate.apply_ops(state, ops, _context(project, user, role))
         except OpError as exc:
             raise _as_error(exc) from None
+        # Comments are not undone, even when they came in one edit with music.
+        inverse = [op for op in inverse if op["kind"] not in docstate.CONVERSATION_KINDS]
         revision = _record(project, user, kind, state, applied, inverse, client_op_id)
     return EditResult(revision=revision)
 
@@ -549,9 +555,13 @@ def do_restore(user: Any, project_id: int, version_id: int, client_op_id: str = 
 def sync_reply(project_id: int, since: int | None) -> dict[str, Any]:
     """What a client at revision `since` needs to catch up (protocol §4)."""
     with transaction.atomic():
-        project = Project.objects.get(id=project_id)
+        # Locked like a write, so the revision and the rows read are one
+        # consistent state even where each statement sees newer commits.
+        project = Project.objects.select_for_update().get(id=project_id)
         if since is not None and 0 <= project.revision - since <= MAX_SYNC_EDITS:
-            rows = Edit.objects.filter(project=project, revision__gt=since).order_by("revision")
+            rows = Edit.objects.filter(
+                project=project, revision__gt=since, revision__lte=project.revision
+            ).order_by("revision")
             edits = [
                 edit_event(e.revision, e.kind, e.client_op_id, e.user_id, e.user_name, e.ops)
                 for e in rows
@@ -604,7 +614,6 @@ def version_list(project: Project, limit: int = 100) -> dict[str, Any]:
         .exclude(kind=EditKind.COMMENT)
         .values_list("revision", "user_name", "ops")
     )
-    bounds = sorted({v.revision for v in versions})
 
     def summarise(rows: Iterable[tuple[int, str, Any]]) -> list[dict[str, Any]]:
         by_user: dict[str, dict[str, Any]] = {}
@@ -615,17 +624,18 @@ def version_list(project: Project, limit: int = 100) -> dict[str, Any]:
         return [{**e, "kinds": sorted(e["kinds"])} for e in by_user.values()]
 
     rows = list(edits)
+    # Each version lists the changes since the one before it; two versions at
+    # one revision (a checkpoint and a named save) do not share them.
     changes: dict[int, list[dict[str, Any]]] = {}
-    for i, upper in enumerate(bounds):
-        lower = bounds[i - 1] if i else -1
-        changes[upper] = summarise(r for r in rows if lower < r[0] <= upper)
-    unsaved = summarise(r for r in rows if r[0] > (bounds[-1] if bounds else -1))
+    lower = low
+    for v in sorted(versions, key=lambda v: (v.revision, v.id)):
+        changes[v.id] = summarise(r for r in rows if lower < r[0] <= v.revision)
+        lower = v.revision
+    unsaved = summarise(r for r in rows if r[0] > lower)
     return {
         "revision": project.revision,
         "changes_since_last": unsaved,
-        "versions": [
-            {**version_payload(v), "changes": changes.get(v.revision, [])} for v in versions
-        ],
+        "versions": [{**version_payload(v), "changes": changes[v.id]} for v in versions],
     }
 
 

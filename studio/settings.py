@@ -168,14 +168,18 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(VAR_DIR / "roomtone.sqlite3"),
-            # Several threads (web requests, the job worker) write: wait for the
-            # lock instead of failing, and let readers proceed during writes.
-            "OPTIONS": {
-                "timeout": 20,
-                "transaction_mode": "IMMEDIATE",
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
         }
+    }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several threads (web requests, the job worker) write: wait for the lock
+    # instead of failing, take it at BEGIN (no upgrade deadlocks), and let
+    # readers proceed during writes. WAL with synchronous=NORMAL keeps every
+    # committed transaction through a killed process; only a power cut can
+    # lose the last few.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -253,6 +257,78 @@ ROOMTONE_MAX_UPLOAD_BYTES = ROOMTONE_MAX_UPLOAD_MB * 1024 * 1024
 ROOMTONE_MAX_DURATION_S = env_float("ROOMTONE_MAX_DURATION_S", 3 * 3600.0, minimum=1.0)
 ROOMTONE_SHARE_LINK_DAYS = env_int("ROOMTONE_SHARE_LINK_DAYS", 7, minimum=1)
 ROOMTONE_DEMO_PASSWORD = env_str("ROOMTONE_DEMO_PASSWORD", "roomtone-demo")
+
+
+# --- live jams (audio/jam, collab/jam.py) ---------------------------------------
+def env_ice_servers(name: str) -> list[dict[str, Any]]:
+    """A JSON list of RTCIceServer dicts: {"urls": "turn:host:3478", "username":
+    ..., "credential": ...}. Empty by default: no STUN or TURN server, public or
+    not, is ever contacted unless configured here."""
+    import json
+
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return []
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ImproperlyConfigured(f"{name} must be a JSON list: {exc}") from None
+    if not isinstance(value, list):
+        raise ImproperlyConfigured(f"{name} must be a JSON list of ICE server objects")
+    servers = []
+    for i, entry in enumerate(value):
+        if not isinstance(entry, dict) or not set(entry) <= {"urls", "username", "credential"}:
+            raise ImproperlyConfigured(
+                f"{name}[{i}] must be an object with urls and optional username, credential"
+            )
+        urls = entry.get("urls")
+        url_list = [urls] if isinstance(urls, str) else urls
+        if (
+            not isinstance(url_list, list)
+            or not url_list
+            or not all(
+                isinstance(u, str) and u.split(":", 1)[0] in ("stun", "stuns", "turn", "turns")
+                for u in url_list
+            )
+        ):
+            raise ImproperlyConfigured(f"{name}[{i}].urls must be stun:/turn: URLs")
+        for key in ("username", "credential"):
+            if key in entry and not isinstance(entry[key], str):
+                raise ImproperlyConfigured(f"{name}[{i}].{key} must be a string")
+        servers.append(
+            {"urls": url_list, **{k: entry[k] for k in ("username", "credential") if k in entry}}
+        )
+    return servers
+
+
+ROOMTONE_ICE_SERVERS = env_ice_servers("ROOMTONE_ICE_SERVERS")
+# Where the jam server offers its media: "127.0.0.1" (the default, like the
+# embedded server's bind address) keeps every packet on this machine; "*"
+# offers every non-loopback interface; or list addresses.
+ROOMTONE_JAM_HOST_ADDRESSES = env_list("ROOMTONE_JAM_HOST_ADDRESSES", ["127.0.0.1"])
+if "*" in ROOMTONE_JAM_HOST_ADDRESSES and ROOMTONE_JAM_HOST_ADDRESSES != ["*"]:
+    raise ImproperlyConfigured("ROOMTONE_JAM_HOST_ADDRESSES: use either * or a list of addresses")
+for _address in ROOMTONE_JAM_HOST_ADDRESSES:
+    if _address != "*":
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(_address)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"ROOMTONE_JAM_HOST_ADDRESSES: {_address!r} is not an IP address"
+            ) from None
+ROOMTONE_JAM_MAX_PLAYERS = env_int("ROOMTONE_JAM_MAX_PLAYERS", 8, minimum=1)
+ROOMTONE_JAM_ROOMS_PER_WORKER = env_int("ROOMTONE_JAM_ROOMS_PER_WORKER", 8, minimum=1)
+# Redis keys of jam room claims and the worker list (several installs on one Redis).
+ROOMTONE_JAM_KEY_PREFIX = env_str("ROOMTONE_JAM_KEY_PREFIX", "roomtone:jam:")
+ROOMTONE_JAM_WORKERS = env_str("ROOMTONE_JAM_WORKERS", "embedded")
+if ROOMTONE_JAM_WORKERS not in ("embedded", "channel"):
+    raise ImproperlyConfigured(
+        f"ROOMTONE_JAM_WORKERS must be embedded or channel, got {ROOMTONE_JAM_WORKERS!r}"
+    )
+if ROOMTONE_JAM_WORKERS == "channel" and not REDIS_URL:
+    raise ImproperlyConfigured("ROOMTONE_JAM_WORKERS=channel needs REDIS_URL")
 
 # --- auth, API ----------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
