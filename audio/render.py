@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
         "--master", metavar="TARGET", help="streaming, apple, ebu or a LUFS value such as -12"
     )
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--block-frames", type=int, default=8192)
+    parser.add_argument("--block-frames", type=int, default=32768)
     return parser
 
 

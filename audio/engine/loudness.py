@@ -16,13 +16,17 @@ BS.1770-4 Annex 2, with our own windowed-sinc design), maximum over channels.
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import math
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import signal
 
 from .blocks import planar as as_planar
 
@@ -60,6 +64,63 @@ _OVERSAMPLING = 4
 # +0.2/-0.4 dB that EBU Tech 3341 allows.
 _TAPS_PER_PHASE = 16
 _KAISER_BETA = 7.0
+
+
+_SosKernel = Callable[
+    [npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]], None
+]
+
+
+@cache
+def _sos_kernel() -> _SosKernel | None:
+    """scipy's compiled cascaded-biquad loop, loaded without `scipy.signal`.
+
+    `scipy.signal.sosfilt` validates its arguments and then calls this kernel
+    (in place, direct form II transposed, float64). Importing `scipy.signal`
+    for it costs about a second of start-up (it imports scipy.stats and most
+    of scipy.signal), which every render, ingest and analysis paid; the
+    extension module alone loads in milliseconds. If a scipy release moves or
+    renames it, `_sosfilt` below falls back to the public function, which runs
+    the very same kernel.
+    """
+    try:
+        spec = importlib.util.find_spec("scipy")
+        if spec is None or spec.origin is None:
+            return None
+        folder = os.path.join(os.path.dirname(spec.origin), "signal")
+        name = "scipy.signal._sosfilt"
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = os.path.join(folder, "_sosfilt" + suffix)
+            if os.path.isfile(path):
+                loader = importlib.machinery.ExtensionFileLoader(name, path)
+                module_spec = importlib.util.spec_from_file_location(name, path, loader=loader)
+                if module_spec is None:
+                    return None
+                module = importlib.util.module_from_spec(module_spec)
+                loader.exec_module(module)
+                kernel: _SosKernel = module._sosfilt
+                return kernel
+    except (ImportError, OSError, AttributeError):
+        return None
+    return None
+
+
+def _sosfilt(
+    sos: npt.NDArray[np.float64], x: npt.NDArray[np.float64], zi: npt.NDArray[np.float64]
+) -> None:
+    """Filter the rows of `x` in place; `zi` is the state shaped (rows, sections, 2).
+
+    Same arithmetic as `scipy.signal.sosfilt(sos, x, axis=-1, zi=...)`.
+    """
+    kernel = _sos_kernel()
+    if kernel is not None:
+        kernel(sos, x, zi)
+        return
+    from scipy.signal import sosfilt
+
+    y, z = sosfilt(sos, x, axis=-1, zi=np.moveaxis(zi, 1, 0))
+    x[...] = y
+    zi[...] = np.moveaxis(z, 0, 1)
 
 
 def k_weighting_sos(sample_rate: int) -> npt.NDArray[np.float64]:
@@ -157,7 +218,8 @@ class LoudnessMeter:
         self.sample_rate = sample_rate
         self.channels = channels
         self._sos = k_weighting_sos(sample_rate)
-        self._zi = np.zeros((self._sos.shape[0], channels, 2), dtype=np.float64)
+        # Per channel, per section: the kernel's layout (scipy's is sections first).
+        self._zi = np.zeros((channels, self._sos.shape[0], 2), dtype=np.float64)
         # 100 ms of samples: one gating step. All supported rates divide by 10.
         self._step = max(1, round(sample_rate / 10))
         self._energies: list[float] = []
@@ -180,7 +242,7 @@ class LoudnessMeter:
         peak = max(float(planar.max()), -float(planar.min()))
         self._sample_peak = max(self._sample_peak, peak)
         self._true_peak = max(self._true_peak, peak)
-        self._accumulate_energy(planar.astype(np.float64, copy=False))
+        self._accumulate_energy(planar)
         self._track_true_peak(planar.astype(np.float32, copy=False))
 
     def integrated_lufs(self) -> float:
@@ -221,8 +283,9 @@ class LoudnessMeter:
     def sample_peak_dbfs(self) -> float:
         return _db(self._sample_peak)
 
-    def _accumulate_energy(self, planar: npt.NDArray[np.float64]) -> None:
-        filtered, self._zi = signal.sosfilt(self._sos, planar, axis=-1, zi=self._zi)
+    def _accumulate_energy(self, planar: npt.NDArray[np.floating[Any]]) -> None:
+        filtered = np.array(planar, dtype=np.float64, order="C")  # filtered in place
+        _sosfilt(self._sos, filtered, self._zi)
         power = np.einsum("ij,ij->j", filtered, filtered)
         step, n, i = self._step, power.size, 0
         if self._partial_count:

@@ -170,3 +170,38 @@ def test_integrated_loudness_matches_ffmpeg_ebur128(tmp_path: Path, rate: int) -
     # ffmpeg's true peak resamples with libswresample: a different filter,
     # so only broadly comparable.
     assert ours.true_peak_dbtp == pytest.approx(20 * np.log10(theirs["true_peak"]), abs=0.2)
+
+
+@pytest.mark.parametrize("use_kernel", [True, False])
+def test_k_weighting_matches_scipy_sosfilt_bit_for_bit(monkeypatch, use_kernel):
+    # The meter calls scipy's compiled biquad kernel directly (to avoid
+    # importing scipy.signal); both it and the fallback must give exactly
+    # what scipy.signal.sosfilt gives, state carried across blocks included.
+    from audio.engine import loudness
+
+    if use_kernel:
+        assert loudness._sos_kernel() is not None  # the fast path is really taken
+    else:
+        monkeypatch.setattr(loudness, "_sos_kernel", lambda: None)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 30000))
+    sos = loudness.k_weighting_sos(44100)
+    expected, _ = signal.sosfilt(sos, x, axis=-1, zi=np.zeros((2, 2, 2)))
+    state = np.zeros((2, 2, 2))
+    pieces = []
+    for start, stop in [(0, 1), (1, 4096), (4096, 30000)]:
+        part = np.array(x[:, start:stop])
+        loudness._sosfilt(sos, part, state)
+        pieces.append(part)
+    assert np.array_equal(np.concatenate(pieces, axis=1), expected)
+
+
+def test_importing_the_renderer_does_not_import_scipy_signal():
+    import sys
+
+    root = Path(__file__).resolve().parents[3]
+    code = "import sys, audio.engine.render; print('scipy.signal' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
+    )
+    assert out.stdout.strip() == "False"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -143,3 +144,57 @@ def test_progress_rises_to_one_and_cancel_removes_the_partial_file(project):
     with pytest.raises(RenderCancelled):
         render_doc(folder, doc, "c.wav", cancel=cancel, block_frames=2048)
     assert not (folder / "c.wav").exists()
+
+
+def test_cancel_with_a_thread_pool_removes_the_partial_file(project):
+    # With a pool the next block's tracks are already being rendered when the
+    # cancel hook fires; that work is dropped and the partial file removed.
+    folder, doc = project
+    calls = iter(range(100))
+
+    def cancel() -> bool:
+        return next(calls) >= 3
+
+    with pytest.raises(RenderCancelled):
+        render_doc(folder, doc, "c2.wav", cancel=cancel, block_frames=2048, threads=2)
+    assert not (folder / "c2.wav").exists()
+
+
+def test_stems_are_identical_whatever_the_thread_count(project):
+    folder, doc = project
+    hashes = []
+    for i, (block, threads) in enumerate([(8192, 1), (4096, 2), (12288, 3)]):
+        _, result = render_doc(
+            folder,
+            doc,
+            f"s{i}.wav",
+            stems_dir=str(folder / f"stems{i}"),
+            block_frames=block,
+            threads=threads,
+        )
+        hashes.append(
+            (result.pcm_sha256, {k: file_sha(Path(s.path)) for k, s in result.stems.items()})
+        )
+    assert hashes[0] == hashes[1] == hashes[2]
+
+
+def test_faded_clip_with_gain_is_identical_for_any_block_size(tmp_path):
+    # Regression: the fade envelope used to be applied per block in float64 to
+    # the whole block once any of it was in a fade, so samples next to a fade
+    # were rounded differently depending on where the blocks fell.
+    write_source(tmp_path, "a.flac", noise(3.0, 2, seed=4), subtype="PCM_24")
+    doc = document(
+        [
+            track(
+                "a",
+                [clip("a.flac", offset=0.2, fade_in=0.4, fade_out=0.9, gain_db=-2.5)],
+                gain_db=-1.0,
+            ),
+            track("b", [clip("a.flac", start=0.5, fade_in=1.5, fade_out=1.4, gain_db=1.5)]),
+        ]
+    )
+    shas = set()
+    for i, (block, threads) in enumerate([(4096, 1), (8192, 2), (20000, 1), (65536, 3)]):
+        _, result = render_doc(tmp_path, doc, f"f{i}.wav", block_frames=block, threads=threads)
+        shas.add(result.pcm_sha256)
+    assert len(shas) == 1
