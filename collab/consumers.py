@@ -31,8 +31,13 @@ MAX_MESSAGE_BYTES = 64 * 1024
 # Sustained messages per second and burst, per connection (protocol §8).
 RATE_PER_S = 30.0
 RATE_BURST = 60.0
-# Live gestures and presence, per connection (protocol §3, §6).
+# Live gestures and presence, each per connection (protocol §3, §6).
 EPHEMERAL_PER_S = 20.0
+# Resyncs read the whole log or document: a client needs one now and then.
+SYNC_PER_S, SYNC_BURST = 2.0, 10.0
+# Membership is re-read at least this often, in case a `members.changed`
+# event was lost (the channel layer delivers at most once).
+RECHECK_EVERY_S = 30.0
 
 PALETTE = (
     "#e4572e",
@@ -95,8 +100,11 @@ class ProjectConsumer(AsyncWebsocketConsumer):
         self.me = {"id": user.pk, "name": user.get_username(), "colour": colour_for(user.pk)}
         self.presence: dict[str, Any] = {"selection": [], "playhead": None}
         self.bucket = TokenBucket(RATE_PER_S, RATE_BURST)
-        self.ephemeral = TokenBucket(EPHEMERAL_PER_S, EPHEMERAL_PER_S)
+        self.gestures = TokenBucket(EPHEMERAL_PER_S, EPHEMERAL_PER_S)
+        self.presence_bucket = TokenBucket(EPHEMERAL_PER_S, EPHEMERAL_PER_S)
+        self.syncs = TokenBucket(SYNC_PER_S, SYNC_BURST)
         self.limited_until = 0.0
+        self.checked_at = time.monotonic()
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self.send_json(
@@ -134,16 +142,22 @@ class ProjectConsumer(AsyncWebsocketConsumer):
     # --- receiving ------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if not self.bucket.take():
-            await self._rate_limited()
+        if not await self._recheck():
             return
+        limited = not self.bucket.take()
         if text_data is None or len(text_data.encode()) > MAX_MESSAGE_BYTES:
-            await self.send_error("bad_message", "send JSON text messages of at most 64 KiB")
+            if not limited:
+                await self.send_error("bad_message", "send JSON text messages of at most 64 KiB")
             return
         try:
             data = json.loads(text_data)
-        except json.JSONDecodeError:
-            await self.send_error("bad_json", "message is not valid JSON")
+        except (json.JSONDecodeError, RecursionError):
+            # RecursionError: absurdly deep nesting is not JSON we take either.
+            if not limited:
+                await self.send_error("bad_json", "message is not valid JSON")
+            return
+        if limited:
+            await self._rate_limited(data)
             return
         if not isinstance(data, dict) or not isinstance(data.get("type"), str):
             await self.send_error("bad_message", "message must be an object with a 'type'")
@@ -173,7 +187,15 @@ class ProjectConsumer(AsyncWebsocketConsumer):
         if isinstance(msg, m.Ping):
             await self.send_json({"type": "pong", "id": msg.id})
         elif isinstance(msg, m.Sync):
-            reply = await database_sync_to_async(editing.sync_reply)(self.project_id, msg.since)
+            if not self.syncs.take():
+                await self.send_error(
+                    "rate_limited",
+                    f"at most {SYNC_PER_S:g} syncs a second: wait, then sync once",
+                )
+                return
+            reply = await database_sync_to_async(editing.sync_reply)(
+                user, self.project_id, msg.since
+            )
             await self.send_json(reply)
         elif isinstance(msg, m.EditMessage):
             result = await database_sync_to_async(editing.do_edit)(
@@ -203,7 +225,7 @@ class ProjectConsumer(AsyncWebsocketConsumer):
         elif isinstance(msg, m.Gesture):
             await self._gesture(msg)
         elif isinstance(msg, m.Presence):
-            if not self.ephemeral.take():
+            if not self.presence_bucket.take():
                 return
             if msg.selection is not None:
                 self.presence["selection"] = msg.selection
@@ -225,7 +247,7 @@ class ProjectConsumer(AsyncWebsocketConsumer):
         if self.role == "viewer":
             await self.send_error("forbidden", "viewers can comment but not edit")
             return
-        if not self.ephemeral.take():
+        if not self.gestures.take():
             return  # over 20 a second: dropped, the committing edit follows anyway
         props = {}
         if not msg.end:
@@ -246,7 +268,16 @@ class ProjectConsumer(AsyncWebsocketConsumer):
             }
         )
 
-    async def _rate_limited(self) -> None:
+    async def _rate_limited(self, data: Any) -> None:
+        """Refuse a message over the rate. A refused edit (undo, restore...) is
+        named, so its client knows to send it again; other refusals are
+        reported at most once a second."""
+        op_id = data.get("client_op_id") if isinstance(data, dict) else None
+        if isinstance(op_id, str):
+            await self.send_error(
+                "rate_limited", "too many messages: send this again in a moment", op_id
+            )
+            return
         now = time.monotonic()
         if now >= self.limited_until:
             self.limited_until = now + 1.0
@@ -263,7 +294,22 @@ class ProjectConsumer(AsyncWebsocketConsumer):
     async def _group_event(self, event: dict[str, Any]) -> None:
         await self.channel_layer.group_send(self.group, {"type": "project.event", "event": event})
 
+    async def _recheck(self) -> bool:
+        """Re-read membership now and then; False (and closed) if it is gone."""
+        if not hasattr(self, "checked_at"):
+            return False  # never joined (refused at connect)
+        now = time.monotonic()
+        if now - self.checked_at < RECHECK_EVERY_S:
+            return True
+        self.checked_at = now
+        if await self._still_member():
+            return True
+        await self.close(code=CLOSE_NOT_ALLOWED)
+        return False
+
     async def project_event(self, message: dict[str, Any]) -> None:
+        if not await self._recheck():
+            return
         event = message["event"]
         kind = event.get("type")
         if kind in ("presence", "presence.leave", "gesture"):

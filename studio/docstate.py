@@ -333,8 +333,10 @@ def _set(state: State, op: Op, ctx: Context, path: str) -> tuple[list[OpDict], l
     fixed = IMMUTABLE.get(kind, set()) & set(op.props)
     if fixed:
         raise OpError("bad_op", f"{path}.props.{sorted(fixed)[0]}: cannot be changed")
-    if kind == "comment" and "text" in op.props and current["author"] != ctx.user_id:
-        raise OpError("forbidden", f"{path}.props.text: only its author can change a comment")
+    moved = {"text", "time"} & set(op.props)
+    if kind == "comment" and moved and current["author"] != ctx.user_id:
+        key = sorted(moved)[0]
+        raise OpError("forbidden", f"{path}.props.{key}: only its author can change a comment")
     merged = {**current, **op.props}
     if kind == "effect":
         given = op.props.get("params", {})

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import Model
 from django.utils import timezone
 
+from audio.engine.effects import EFFECT_TYPES, effect_defaults
 from collab.broadcast import send_on_commit
 
 from . import docstate
@@ -93,11 +94,14 @@ def _clip_props(row: DocClip) -> dict[str, Any]:
 
 
 def _effect_props(row: DocEffect) -> dict[str, Any]:
+    # Parameters added to an effect type after this row was written take
+    # their defaults, so every parameter is always present.
+    defaults = effect_defaults(row.type) if row.type in EFFECT_TYPES else {}
     return {
         "track": row.track_uid or None,
         "order": row.order,
         "type": row.type,
-        "params": dict(row.params),
+        "params": {**defaults, **row.params},
     }
 
 
@@ -273,6 +277,16 @@ def _role(user: Any, project: Project) -> str:
     return str(role)
 
 
+def _check_member(user: Any, project_id: int) -> None:
+    """Before taking the project lock: a non-member must not hold up the
+    project's writers (on SQLite, everyone's) on the way to a 404."""
+    if (
+        not getattr(user, "is_authenticated", False)
+        or not Membership.objects.filter(project_id=project_id, user=user).exists()
+    ):
+        raise NotFound("project not found")
+
+
 def _can_edit(role: str) -> bool:
     return ROLE_RANK[Role(role)] >= ROLE_RANK[Role.EDITOR]
 
@@ -383,6 +397,7 @@ def do_edit(
         raise _as_error(exc) from None
     if docstate.is_conversation(ops):
         kind = EditKind.COMMENT
+    _check_member(user, project_id)
     with transaction.atomic():
         project = _lock(project_id)
         role = _role(user, project)
@@ -421,6 +436,7 @@ def do_redo(user: Any, project_id: int, client_op_id: str = "") -> EditResult:
 
 
 def _reverse(user: Any, project_id: int, client_op_id: str, *, redo: bool) -> EditResult:
+    _check_member(user, project_id)
     with transaction.atomic():
         project = _lock(project_id)
         role = _role(user, project)
@@ -529,6 +545,7 @@ def do_save_version(user: Any, project_id: int, name: Any) -> Version:
 
 
 def do_restore(user: Any, project_id: int, version_id: int, client_op_id: str = "") -> EditResult:
+    _check_member(user, project_id)
     with transaction.atomic():
         project = _lock(project_id)
         role = _role(user, project)
@@ -552,30 +569,39 @@ def do_restore(user: Any, project_id: int, version_id: int, client_op_id: str = 
 # --- reading --------------------------------------------------------------------------
 
 
-def sync_reply(project_id: int, since: int | None) -> dict[str, Any]:
-    """What a client at revision `since` needs to catch up (protocol §4)."""
+def sync_reply(user: Any, project_id: int, since: int | None) -> dict[str, Any]:
+    """What a client at revision `since` needs to catch up (protocol §4).
+
+    Membership is checked on every call: a removed member whose socket missed
+    the `members.changed` event still learns nothing new."""
+    project = Project.objects.filter(id=project_id).first()
+    if project is None:
+        raise NotFound("project not found")
+    _role(user, project)
+    if since is not None and 0 <= project.revision - since <= MAX_SYNC_EDITS:
+        # Edit rows never change and commit with their revision bump, so the
+        # rows up to the revision just read are a consistent prefix; no lock.
+        rows = Edit.objects.filter(
+            project=project, revision__gt=since, revision__lte=project.revision
+        ).order_by("revision")
+        edits = [
+            edit_event(e.revision, e.kind, e.client_op_id, e.user_id, e.user_name, e.ops)
+            for e in rows
+        ]
+        # The log is complete from the first version on; anything older
+        # (a project from before the log) gets a snapshot.
+        if len(edits) == project.revision - since:
+            return {"type": "sync", "since": since, "revision": project.revision, "edits": edits}
+    revision, state = snapshot(project.id)
+    return {"type": "snapshot", "revision": revision, "state": state}
+
+
+def snapshot(project_id: int, *, comments: bool = True) -> tuple[int, State]:
+    """The whole state and its revision, read as one: under the project lock,
+    so no edit lands between the tables read."""
     with transaction.atomic():
-        # Locked like a write, so the revision and the rows read are one
-        # consistent state even where each statement sees newer commits.
-        project = Project.objects.select_for_update().get(id=project_id)
-        if since is not None and 0 <= project.revision - since <= MAX_SYNC_EDITS:
-            rows = Edit.objects.filter(
-                project=project, revision__gt=since, revision__lte=project.revision
-            ).order_by("revision")
-            edits = [
-                edit_event(e.revision, e.kind, e.client_op_id, e.user_id, e.user_name, e.ops)
-                for e in rows
-            ]
-            # The log is complete from the first version on; anything older
-            # (a project from before the log) gets a snapshot.
-            if len(edits) == project.revision - since:
-                return {
-                    "type": "sync",
-                    "since": since,
-                    "revision": project.revision,
-                    "edits": edits,
-                }
-        return {"type": "snapshot", "revision": project.revision, "state": full_state(project)}
+        project = _lock(project_id)
+        return int(project.revision), full_state(project, comments=comments)
 
 
 def state_at(project: Project, revision: int | None = None) -> State:
@@ -583,7 +609,7 @@ def state_at(project: Project, revision: int | None = None) -> State:
     before it, with the op log replayed on top."""
     project = Project.objects.get(id=project.id)  # the caller's copy may be old
     if revision is None or revision == project.revision:
-        return _music_state(project)
+        return snapshot(project.id, comments=False)[1]
     if revision > project.revision or revision < 0:
         raise NotFound(f"revision {revision} does not exist (newest is {project.revision})")
     version = (
@@ -603,7 +629,15 @@ def state_at(project: Project, revision: int | None = None) -> State:
 
 
 def export_document(project: Project, revision: int | None = None) -> dict[str, Any]:
-    return docstate.export_document(state_at(project, revision))
+    return export_at(project, revision)[1]
+
+
+def export_at(project: Project, revision: int | None = None) -> tuple[int, dict[str, Any]]:
+    """The renderer's document and the revision it is at."""
+    if revision is None:
+        current, state = snapshot(project.id, comments=False)
+        return current, docstate.export_document(state)
+    return revision, docstate.export_document(state_at(project, revision))
 
 
 def version_list(project: Project, limit: int = 100) -> dict[str, Any]:

@@ -34,14 +34,8 @@ class DocumentView(APIView):
     )
     def get(self, request: Request, project_id: int) -> Response:
         access = actions.access_project(request.user, project_id)
-        revision = _revision_param(request)
-        document = editing.export_document(access.project, revision)
-        return Response(
-            {
-                "revision": revision if revision is not None else access.project.revision,
-                "document": document,
-            }
-        )
+        at, document = editing.export_at(access.project, _revision_param(request))
+        return Response({"revision": at, "document": document})
 
 
 class EditListView(APIView):

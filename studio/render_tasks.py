@@ -112,7 +112,11 @@ def _store(path: str, wanted: str) -> str:
         default_storage.delete(name)
     with open(path, "rb") as f:
         saved = default_storage.save(name, File(f))
-    if saved != name:  # another run of the same render stored it first
+    if saved != name:
+        # Another run of the same render got there first: its copy is only as
+        # good as ours once it is whole, so keep ours unless sizes agree.
+        if default_storage.size(name) != size:
+            return saved
         default_storage.delete(saved)
     return name
 

@@ -308,10 +308,13 @@ def renders_for(user: actions.AnyUser, project_id: int, limit: int = 50) -> list
     return list(_rows().filter(project=access.project)[:limit])
 
 
-def is_stored(name: str) -> bool:
+def is_stored(name: str, size: int | None = None) -> bool:
+    """The file is there, and whole when its size is known."""
     try:
-        return bool(name) and default_storage.exists(name)
-    except OSError:
+        if not name or not default_storage.exists(name):
+            return False
+        return size is None or default_storage.size(name) == size
+    except (OSError, NotImplementedError):
         return False
 
 
@@ -359,7 +362,7 @@ def do_request_render(user: actions.AnyUser, project_id: int, options: Any) -> R
             (
                 j
                 for j in same.filter(status=RenderStatus.DONE).order_by("-id")[:5]
-                if is_stored(j.output_name)
+                if is_stored(j.output_name, j.size)
             ),
             None,
         )

@@ -237,7 +237,7 @@ class Tab:
         self.revision = edit["revision"]
 
     def resync(self, project_id: int) -> None:
-        reply = editing.sync_reply(project_id, self.revision)
+        reply = editing.sync_reply(self.user, project_id, self.revision)
         if reply["type"] == "snapshot":
             self.state, self.revision = reply["state"], reply["revision"]
         else:
@@ -403,7 +403,7 @@ def test_random_interleavings_converge_and_the_log_replays_to_a_fresh_fetch(
                     )
                 deliver(tab, upto, drop)
             elif action == "snap":
-                reply = editing.sync_reply(pid, None)
+                reply = editing.sync_reply(people["owner"], pid, None)
                 snapshots.append((reply["revision"], copy.deepcopy(reply["state"])))
         except EditError as exc:
             event(f"{action}: {exc.code}")
@@ -439,13 +439,13 @@ def test_random_interleavings_converge_and_the_log_replays_to_a_fresh_fetch(
         assert tab.kept == []
         assert (tab.revision, tab.state) == (revision, state)
     for old_revision, _ in snapshots:
-        reply = editing.sync_reply(pid, old_revision)
+        reply = editing.sync_reply(people["owner"], pid, old_revision)
         far = revision - old_revision > MAX_BEHIND
         assert reply["type"] == ("snapshot" if far else "sync")
     # However far back, the log replayed on an old snapshot is a fresh fetch.
     monkeypatch.setattr(editing, "MAX_SYNC_EDITS", 10**6)
     for old_revision, old_state in snapshots:
-        reply = editing.sync_reply(pid, old_revision)
+        reply = editing.sync_reply(people["owner"], pid, old_revision)
         replayed = copy.deepcopy(old_state)
         assert [e["revision"] for e in reply["edits"]] == list(
             range(old_revision + 1, revision + 1)

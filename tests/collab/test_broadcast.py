@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from channels.layers import InMemoryChannelLayer
+
+from collab import broadcast
+
+
+async def test_an_event_sent_from_a_job_thread_wakes_a_waiting_consumer_at_once(monkeypatch):
+    layer = InMemoryChannelLayer()
+    monkeypatch.setattr(broadcast, "get_channel_layer", lambda: layer)
+    broadcast.remember_server_loop(asyncio.get_running_loop())
+    channel = await layer.new_channel()
+    await layer.group_add(broadcast.project_group(7), channel)
+    waiting = asyncio.ensure_future(layer.receive(channel))
+    await asyncio.sleep(0)  # let the receiver start waiting on the queue
+    loop = asyncio.get_running_loop()
+    job = threading.Thread(target=broadcast.send_now, args=(7, {"type": "stem.progress"}))
+    started = loop.time()
+    job.start()
+    message = await asyncio.wait_for(waiting, timeout=5)
+    # Without the hand-over to the server's loop, nothing wakes the waiter:
+    # the message sits there until the loop's next timer (the 5 s timeout).
+    assert loop.time() - started < 2.5
+    await asyncio.get_running_loop().run_in_executor(None, job.join)
+    assert message == {"type": "project.event", "event": {"type": "stem.progress"}}
