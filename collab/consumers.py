@@ -14,6 +14,7 @@ import secrets
 import time
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
@@ -80,6 +81,17 @@ class ProjectConsumer(AsyncWebsocketConsumer):
     role: str
     group: str
     session: str
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """As channels does, minus its hop to the shared database thread to
+        close old connections before every message (each group event too):
+        every database call here goes through database_sync_to_async, which
+        does that itself, and the hop queued deliveries behind running edits
+        (docs/benchmarks.md, co-editing)."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         self.project_id = int(self.scope["url_route"]["kwargs"]["project_id"])

@@ -195,7 +195,16 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            # The defaults (100 queued messages per connection, group
+            # membership dropped after 24 h) silently cut off a slow client or
+            # a tab left open overnight; clients resync after a gap, but only
+            # if they keep hearing the project at all.
+            "CONFIG": {"capacity": 2000, "group_expiry": 10 * 365 * 86400},
+        }
+    }
 
 TASKS: dict[str, dict[str, Any]]
 TASK_BACKEND = env_str("TASK_BACKEND", "rq" if REDIS_URL else "thread")
