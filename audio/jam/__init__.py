@@ -1,12 +1,13 @@
 """Live jam media server: rooms, jitter buffers, mix-minus mixer, recorder.
 
-Pure asyncio + aiortc + numpy; no Django. See ARCHITECTURE.md §6.
+Pure asyncio + aiortc + numpy; no Django. See ARCHITECTURE.md §6. Each room's
+DSP runs on a clock thread of its own, never on the event loop (room.py).
 """
 
 from .ice import IceConfig, host_addresses
 from .jitter import JitterBuffer, JitterConfig, JitterStats
 from .mixer import Metronome
-from .opus import Opus10msEncoder, OpusDecoder, use_10ms_opus
+from .opus import Opus10msEncoder, OpusDecoder, OpusEncoder, use_10ms_opus
 from .recorder import Take
 from .room import (
     JamError,
@@ -30,6 +31,7 @@ __all__ = [
     "Metronome",
     "Opus10msEncoder",
     "OpusDecoder",
+    "OpusEncoder",
     "RoomFull",
     "ServerFull",
     "Take",

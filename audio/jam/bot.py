@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import av
 import numpy as np
 from aiortc import MediaStreamTrack, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
@@ -22,11 +22,9 @@ from .opus import (
     CHANNELS,
     FRAME_SAMPLES,
     SAMPLE_RATE,
-    TIME_BASE,
-    Opus10msEncoder,
     OpusDecoder,
+    OpusEncoder,
     Pcm,
-    pcm_to_frame,
     use_10ms_opus,
 )
 from .room import tap_receiver
@@ -81,7 +79,7 @@ class Bot:
         self._pc = make_peer_connection(self.ice)
         self._track = _OutTrack()
         self._transceiver = self._pc.addTransceiver(self._track, direction="sendrecv")
-        self._encoder = Opus10msEncoder()
+        self._encoder = OpusEncoder()
         # The sender only packetises what `send` encoded; its encoder's `pack`
         # keeps our timestamps.
         use_10ms_opus(self._transceiver.sender)
@@ -89,6 +87,8 @@ class Bot:
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self.connected = asyncio.Event()
         self._clock: asyncio.Task[None] | None = None
+        # How late (s) each frame of `start_clock` left, for judging a benchmark's bots.
+        self.send_lateness: deque[float] = deque(maxlen=3000)
 
         @self._pc.on("connectionstatechange")
         async def on_state() -> None:
@@ -122,12 +122,8 @@ class Bot:
         """
         if pcm is None:
             pcm = self.signal(self.sent)
-        pts = self.sent * FRAME_SAMPLES
-        payloads, _ = self._encoder.encode(pcm_to_frame(pcm, pts))
-        for payload in payloads:
-            packet = av.Packet(payload)
-            packet.pts = pts
-            packet.time_base = TIME_BASE
+        packet = self._encoder(pcm, self.sent * FRAME_SAMPLES)
+        if packet is not None:
             self._track.queue.put_nowait(packet)
         self.sent += 1
 
@@ -140,6 +136,7 @@ class Bot:
             while True:
                 deadline += FRAME_SAMPLES / SAMPLE_RATE
                 await asyncio.sleep(max(0.0, deadline - loop.time()))
+                self.send_lateness.append(loop.time() - deadline)
                 self.send()
 
         self._clock = asyncio.get_running_loop().create_task(run())

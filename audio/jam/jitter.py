@@ -9,11 +9,19 @@ grows by one frame when a recent packet would have been (nearly) late, and
 shrinks by one frame when every packet of the last `window_s` seconds would
 still have been early enough. Pure losses therefore cost no delay at all, and a
 burst of late packets raises the delay only until the window forgets it.
+
+One exception: if the delay has to grow again soon after a shrink, by no more
+than the frame the shrink took away, the shrink was a mistake (typically a
+sender whose packets land just before the room's tick, so a millisecond of
+jitter makes them late). Flapping like that costs a glitch each way, so the
+grown delay is then held for `flap_hold_s`; a burst can still raise it and
+fall back to it as fast as ever.
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,11 +37,16 @@ Decode = Callable[[bytes], Pcm]
 class JitterConfig:
     min_frames: int = 1
     max_delay_ms: float = 60.0  # hard cap on the delay the buffer will add
+    # A floor under the adaptive delay (like Jamulus's manual buffer size): a
+    # fixed safety margin for a link, or a server, known to stall now and then.
+    min_delay_ms: float = 0.0
     guard_ms: float = 1.0  # a packet arriving closer than this to its slot counts as late
     late_fraction: float = 0.01  # share of packets we let be late rather than add a frame
     shrink_margin_ms: float = 2.0  # hysteresis so the delay does not flap
     window_s: float = 1.0  # how long a late packet keeps the delay up
     shrink_every_s: float = 0.1  # at most one frame removed per this interval
+    flap_window_s: float = 2.0  # growing this soon after a shrink means the shrink was wrong
+    flap_hold_s: float = 10.0  # ...so hold the grown delay this long
     resync_ms: float = 250.0  # a timeline jump bigger than this restarts the buffer
     fade_in_samples: int = 48  # 1 ms fade back in after a concealed gap
 
@@ -48,6 +61,7 @@ class JitterStats:
     stretched: int = 0
     skipped: int = 0
     resyncs: int = 0
+    holds: int = 0  # times a flapping delay was held up
     delay_ms: float = 0.0
     jitter_ms: float = 0.0
     buffered_frames: int = 0
@@ -75,7 +89,13 @@ class JitterBuffer:
         self._leftover: Pcm | None = None  # tail of a packet longer than one frame
         self._leftover_arrival = math.nan
         self._window: deque[tuple[float, float]] = deque()  # (arrival, transit)
+        # The same transits, kept sorted as they come and go: the room clock
+        # needs their spread every tick for every participant.
+        self._sorted: list[float] = []
         self._last_adjust = -math.inf
+        self._last_shrink = -math.inf
+        self._hold_until = -math.inf
+        self._hold_delay = 0.0  # no shrinking below this delay until _hold_until
         self._last: Pcm = np.zeros((frame_samples, CHANNELS), np.float32)
         self._gap = 0  # consecutive concealed frames
         self._fade_out = np.linspace(1.0, 0.0, frame_samples, dtype=np.float32)[:, None]
@@ -106,10 +126,17 @@ class JitterBuffer:
         self._playout = None
         self._leftover = None
         self._window.clear()
+        self._sorted.clear()
         self._last_adjust = -math.inf
+        self._last_shrink = self._hold_until = -math.inf
 
-    def push(self, timestamp: int, payload: bytes, arrival: float, ssrc: int = 0) -> None:
-        """Add one RTP packet (timestamp in samples, arrival on the room's clock)."""
+    def push(
+        self, timestamp: int, payload: bytes, arrival: float, ssrc: int = 0, learn: bool = True
+    ) -> None:
+        """Add one RTP packet (timestamp in samples, arrival on the room's clock).
+
+        With `learn=False` the packet is played but its arrival time does not
+        count towards the delay (it is known to be wrong, see PacketInbox)."""
         if ssrc != self._ssrc:
             if self._ssrc is not None:
                 self.stats.resyncs += 1
@@ -128,7 +155,9 @@ class JitterBuffer:
                 self._ssrc = ssrc
                 ts = self._unwrap(timestamp)
             else:
-                self._window.append((arrival, transit))
+                if learn:
+                    self._window.append((arrival, transit))
+                    insort(self._sorted, transit)
                 if ts < self._playout:
                     self.stats.late += 1
                     return
@@ -160,15 +189,17 @@ class JitterBuffer:
 
     def _forget(self, now: float) -> None:
         horizon = now - self.config.window_s
-        while self._window and self._window[0][0] < horizon:
-            self._window.popleft()
+        window, ordered = self._window, self._sorted
+        while window and window[0][0] < horizon:
+            _, transit = window.popleft()
+            del ordered[bisect_left(ordered, transit)]
 
     def _adapt(self, now: float) -> bool:
         """Skip a frame if the buffer is deeper than needed; True = insert one."""
         if not self._window:
             return False
         cfg = self.config
-        transits = sorted(t for _, t in self._window)
+        transits = self._sorted
         best = transits[0]
         # Cover all but the latest `late_fraction` of recent packets: one
         # straggler a second should cost a concealed frame, not 10 ms for everyone.
@@ -188,17 +219,32 @@ class JitterBuffer:
             self.stats.delay_ms = (self._offset - best) * 1000.0
             self._last_adjust = now
             return False
-        need = worst + cfg.guard_ms / 1000.0 - self._offset
+        need = max(worst + cfg.guard_ms / 1000.0, best + cfg.min_delay_ms / 1000.0) - self._offset
+        delay = self._offset - best
         if need > 0:
-            if self._offset - best + self._frame_s <= cfg.max_delay_ms / 1000.0 + 1e-9:
+            if delay + self._frame_s <= cfg.max_delay_ms / 1000.0 + 1e-9:
+                # The first growth since a recent shrink, and the frame that
+                # shrink removed would have been enough: the shrink was wrong.
+                # (Needing more than that is a burst, not a flap.)
+                flap = (
+                    self._last_adjust == self._last_shrink
+                    and now - self._last_shrink < cfg.flap_window_s
+                    and need <= self._frame_s
+                )
+                if flap and cfg.flap_hold_s > 0:
+                    self._hold_delay = delay + self._frame_s
+                    self._hold_until = now + cfg.flap_hold_s
+                    self.stats.holds += 1
                 self._last_adjust = now
                 return True
             return False
         spare = -need - self._frame_s - cfg.shrink_margin_ms / 1000.0
-        too_deep = self._offset - best > max(cfg.min_frames, 1) * self._frame_s
+        too_deep = delay > max(cfg.min_frames, 1) * self._frame_s
+        held = now < self._hold_until and delay - self._frame_s < self._hold_delay - 0.001
         if (
             spare > 0
             and too_deep
+            and not held
             and now - self._last_adjust >= cfg.shrink_every_s
             and self._leftover is None
         ):
@@ -206,7 +252,7 @@ class JitterBuffer:
             self._packets.pop(self._playout, None)
             self._playout += self._n
             self._offset -= self._frame_s
-            self._last_adjust = now
+            self._last_adjust = self._last_shrink = now
             self.stats.skipped += 1
         return False
 

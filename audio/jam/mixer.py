@@ -1,7 +1,7 @@
 """Mix-minus maths: every listener's personal mix in one tensor operation.
 
 Inputs are stacked as (P, n, 2) and gains as (L, P, 2) (listener, source,
-channel), so all personal mixes are a single einsum per tick. Pan follows the
+channel), so all personal mixes are one batched matrix product per tick. Pan follows the
 project document's rule for stereo tracks (balance, unity at centre), since
 every decoded jam input is stereo.
 """
@@ -34,8 +34,14 @@ def gain_vector(gain_db: float, pan: float) -> npt.NDArray[np.float32]:
 
 
 def mix(inputs: Pcm, gains: Gains) -> Pcm:
-    """(P, n, 2) inputs, (L, P, 2) gains -> (L, n, 2) personal mixes."""
-    out: Pcm = np.einsum("lpc,pnc->lnc", gains, inputs, dtype=np.float32, optimize=False)
+    """(P, n, 2) inputs, (L, P, 2) gains -> (L, n, 2) personal mixes.
+
+    One (L, P) @ (P, n) matrix product per channel. numpy's einsum computes
+    the same sums without BLAS and is ten times slower at 16 players.
+    """
+    out: Pcm = np.empty((gains.shape[0], inputs.shape[1], CHANNELS), np.float32)
+    for c in range(CHANNELS):
+        np.matmul(gains[:, :, c], inputs[:, :, c], out=out[:, :, c])
     return out
 
 
@@ -43,8 +49,17 @@ def soft_clip(x: Pcm, threshold: float = 0.8) -> Pcm:
     """Identity below `threshold`, then a tanh knee that never exceeds 1.0.
 
     Keeps ordinary levels bit-transparent while a pile-up of loud players
-    saturates smoothly instead of wrapping or hard clipping.
+    saturates smoothly instead of wrapping or hard clipping. Works on any
+    shape; for (L, n, 2) mixes only the listeners whose mix is hot pay for it.
     """
+    if x.ndim == 3 and len(x) > 1:
+        peaks = np.abs(x).max(axis=(1, 2))
+        hot = np.flatnonzero(peaks > threshold)
+        if len(hot) == 0:
+            return x
+        out = x.copy()
+        out[hot] = soft_clip(x[hot].reshape(-1, x.shape[2]), threshold).reshape(-1, *x.shape[1:])
+        return out
     mag = np.abs(x)
     if float(mag.max(initial=0.0)) <= threshold:
         return x

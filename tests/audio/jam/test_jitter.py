@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from audio.jam.jitter import JitterBuffer, JitterConfig
+from audio.jam.room import PacketInbox
 
 N = 480
 TICK = 0.01
@@ -186,3 +187,118 @@ def test_new_ssrc_restarts_the_stream() -> None:
     jb.push(*packet(500), 0.011, ssrc=2)
     assert float(jb.pop(0.015)[-1, 0]) == 501.0
     assert jb.stats.resyncs == 1
+
+
+def test_min_delay_sets_a_floor_the_buffer_grows_to_and_keeps() -> None:
+    config = JitterConfig(min_delay_ms=25.0)
+    jb, played, delays = run(steady(300), 300, config)
+    # 4 ms of natural delay (arrival 1 ms, tick 5 ms) + three inserted frames
+    assert delays[-1] == pytest.approx(34.0, abs=0.01)
+    assert min(delays[100:]) >= 25.0
+    assert jb.stats.stretched == 3 and jb.stats.skipped == 0
+    assert np.all(np.diff(played[10:]) == 1.0)  # then every frame, in order
+    _, _, default = run(steady(300), 300)
+    assert default[-1] == pytest.approx(4.0, abs=0.01)  # no floor by default
+
+
+def test_jitter_spread_tracks_exactly_the_last_window_of_arrivals() -> None:
+    """The buffer keeps its window's transits sorted incrementally; they must
+    match a full sort of the packets of the last `window_s` at every tick."""
+    rng = np.random.default_rng(5)
+    config = JitterConfig(window_s=0.3, late_fraction=0.1, max_delay_ms=200.0)
+    jb = JitterBuffer(fake_decode, config)
+    arrivals = {i: 0.001 + i * TICK + float(rng.exponential(0.004)) for i in range(200)}
+    events = sorted(
+        [(t, 0, i) for i, t in arrivals.items()] + [(k * TICK + 0.05, 1, k) for k in range(200)]
+    )
+    pushed: list[tuple[float, float]] = []  # transits are measured once playing
+    playing = False
+    checked = 0
+    for t, kind, i in events:
+        if kind == 0:
+            jb.push(*packet(i), t)
+            if playing:
+                pushed.append((t, t - i * N / 48000))
+        else:
+            jb.pop(t)
+            playing = True
+            recent = sorted(tr for at, tr in pushed if at >= t - config.window_s)
+            if recent:
+                worst = recent[int((len(recent) - 1) * (1.0 - config.late_fraction))]
+                assert jb.stats.jitter_ms == pytest.approx((worst - recent[0]) * 1000.0, abs=1e-9)
+                checked += 1
+    assert checked > 150
+    assert jb.stats.resyncs == 0
+
+
+def test_a_delay_that_flaps_is_held_up_instead_of_glitching_every_second() -> None:
+    # Packets land 4 ms before their tick; every 1.5 s two of them come 3.5 ms
+    # later than that, inside the 1 ms guard. Without the hold the buffer grows
+    # for each pair and shrinks a second later: a concealed frame and a
+    # dropped one each time.
+    arrivals = steady(2000)
+    for i in range(150, 1990, 150):
+        arrivals[i] += 0.0035
+        arrivals[i + 1] += 0.0035
+    flapping, _, _ = run(arrivals, 2000, JitterConfig(flap_hold_s=0.0))
+    held, played, delays = run(arrivals, 2000)
+    assert flapping.stats.skipped >= 10 and flapping.stats.holds == 0  # the glitches
+    assert held.stats.holds >= 1
+    assert held.stats.skipped <= 3  # once before it knew, then once per hold period
+    assert min(delays[400:1300]) == pytest.approx(14.0, abs=0.01)  # held a frame up
+    assert held.stats.late == 0 and held.stats.concealed == held.stats.stretched
+
+
+def test_a_held_delay_still_recovers_from_a_burst_within_two_seconds() -> None:
+    arrivals = steady(1200)
+    for i in (150, 151, 300, 301):  # two flaps: the delay is now held a frame up
+        arrivals[i] += 0.0035
+    for i in range(600, 605):  # then a 50 ms stall
+        arrivals[i] = arrivals[605]
+    jb, _, delays = run(arrivals, 1200)
+    held = delays[590]
+    assert jb.stats.holds >= 1 and held == pytest.approx(14.0, abs=0.01)
+    assert max(delays[600:700]) > held + 9.0
+    recovered = next(k for k in range(606, 1200) if delays[k] <= held + 0.5)
+    assert (recovered - 605) * TICK <= 2.0
+    assert delays[-1] == pytest.approx(held, abs=0.01)
+
+
+def test_a_burst_soon_after_a_shrink_is_not_mistaken_for_flapping() -> None:
+    arrivals = steady(900)
+    arrivals[150] += 0.0035  # grows at 1.5 s, shrinks back a second later
+    arrivals[151] += 0.0035
+    for i in range(300, 305):  # within 2 s of that shrink: a 50 ms stall
+        arrivals[i] = arrivals[305]
+    jb, _, delays = run(arrivals, 900)
+    assert jb.stats.skipped >= 1 and jb.stats.holds == 0
+    base = delays[140]
+    assert max(delays[300:400]) > base + 9.0
+    recovered = next(k for k in range(306, 900) if delays[k] <= base + 0.5)
+    assert (recovered - 305) * TICK <= 2.0
+
+
+@pytest.mark.parametrize("late_by", [0.0, 0.008])
+def test_packets_stamped_during_a_server_stall_are_played_but_not_learned_from(
+    late_by: float,
+) -> None:
+    """Ticks 100 and 101 start `late_by` late and their packets were stamped
+    late too (the loop was not scheduled either). Played either way; only when
+    the clock says it was on time do those stamps mean real lateness."""
+    inbox = PacketInbox(JitterBuffer(fake_decode))
+    played = []
+    for k in range(300):
+        deadline = 0.005 + k * TICK
+        arrival = deadline - 0.004
+        if k in (100, 101):
+            arrival = deadline + 0.003  # stamped after the deadline...
+        inbox.put(*packet(k), arrival)
+        stalled = late_by if k in (100, 101) else 0.0  # ...before the tick ran
+        played.append(float(inbox.pop(deadline, stalled)[-1, 0]))
+    assert played[:100] == [float(i + 1) for i in range(100)]
+    assert 101.0 in played and 102.0 in played
+    if late_by:
+        assert inbox.stats.stretched == 0 and inbox.stats.delay_ms == pytest.approx(4.0)
+        assert played == [float(i + 1) for i in range(300)]
+    else:
+        assert inbox.stats.stretched >= 1  # a real 3 ms lateness, twice: grow

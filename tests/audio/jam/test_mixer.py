@@ -60,6 +60,32 @@ def test_soft_clip_is_transparent_below_threshold_and_bounded_above() -> None:
     assert np.all(np.diff(clipped) >= 0)  # monotonic: no fold-over
 
 
+@pytest.mark.parametrize("players", [1, 2, 7, 16])
+def test_mix_is_the_gain_weighted_sum_for_any_room_size(players: int) -> None:
+    rng = np.random.default_rng(players)
+    inputs = rng.uniform(-0.5, 0.5, (players, N, 2)).astype(np.float32)
+    gains = rng.uniform(0.0, 1.0, (players, players, 2)).astype(np.float32)
+    out = mix(inputs, gains)
+    expected = np.zeros((players, N, 2), np.float64)
+    for listener in range(players):
+        for source in range(players):
+            expected[listener] += gains[listener, source] * inputs[source].astype(np.float64)
+    assert out.dtype == np.float32 and out.flags.c_contiguous
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def test_soft_clip_leaves_listeners_below_threshold_bit_identical() -> None:
+    mixes = np.zeros((3, N, 2), np.float32)
+    mixes[0] = 0.5
+    mixes[1] = np.linspace(-3.0, 3.0, N, dtype=np.float32)[:, None]  # a pile-up
+    mixes[2] = -0.79
+    out = soft_clip(mixes)
+    np.testing.assert_array_equal(out[[0, 2]], mixes[[0, 2]])
+    np.testing.assert_array_equal(out[1], soft_clip(mixes[1]))
+    assert np.all(np.abs(out[1]) <= 1.0) and np.abs(out[1]).max() > 0.95
+    assert mixes[1].max() == 3.0  # the input is not modified in place
+
+
 @pytest.mark.parametrize("bpm", [120.0, 100.0, 97.0, 173.5])
 def test_metronome_clicks_start_on_the_tempo_grid(bpm: float) -> None:
     m = Metronome(bpm, beats_per_bar=4, origin=1000)

@@ -133,8 +133,9 @@ async def test_player_leaves_and_rejoins(room: JamRoom, make_bot: MakeBot) -> No
 
 
 async def test_buffer_delay_returns_down_after_loss_and_a_stall(
-    room: JamRoom, make_bot: MakeBot
+    default_room: JamRoom, make_bot: MakeBot
 ) -> None:
+    room = default_room
     a = make_bot("a", signal=tone())
     b = make_bot("b")
     await join(room, "a", a)
@@ -226,7 +227,7 @@ async def test_count_in_clicks_for_everyone_then_takes_start_on_the_downbeat(
         nz = np.flatnonzero(np.abs(mixes[0, :, 0]) > 0)
         if len(nz) and (not onsets or frame + nz[0] > onsets[-1] + 4800):
             onsets.append(frame + int(nz[0]) - 1)
-        return frame > start + 24000
+        return bool(frame > start + 24000)
 
     await until(room, collect)
     assert onsets == [origin + k * 24000 for k in range(4)]  # count-in only, metronome off
