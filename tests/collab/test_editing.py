@@ -90,7 +90,6 @@ async def test_edits_from_several_clients_converge_to_the_stored_document(band):
     eddie = await follow(band.editor, band.project.id)
     vera = await follow(band.viewer, band.project.id)
     src = band.source
-    # Sent without waiting for one another: the server orders them.
     sent = [
         (olivia, [create("track", "drums", name="Drums", order="V")]),
         (eddie, [create("track", "bass", name="Bass", order="k")]),
@@ -107,12 +106,12 @@ async def test_edits_from_several_clients_converge_to_the_stored_document(band):
         (tab2, [set_("project", "project", tempo_bpm=96.5, master_gain_db=-1.5)]),
         (eddie, [create("effect", "e2", order="V", type="limiter")]),
     ]
-    cids = []
+    revisions = []
     for i, (client, ops) in enumerate(sent):
         # Every edit claims to have seen only the start: none is refused for it.
-        cids.append((client, await client.edit(*ops, base=0, cid=f"c{i}")))
-    revisions = []
-    for client, cid in cids:
+        # Each waits for its ack (edits on different sockets may be taken in
+        # any order), while the broadcasts pile up unread on every client.
+        cid = await client.edit(*ops, base=0, cid=f"c{i}")
         revisions.append((await client.done(cid))["revision"])
     assert sorted(revisions) == list(range(1, len(sent) + 1))
     revision, state = await stored(band.project)

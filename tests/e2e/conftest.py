@@ -99,7 +99,10 @@ def live_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API keeps an event loop
+# running on the main thread while it is open, and async tests that pytest
+# runs after an e2e module need that thread free.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     require_service("Chromium", os.path.exists(CHROMIUM), CHROMIUM)
     from playwright.sync_api import sync_playwright
