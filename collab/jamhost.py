@@ -34,7 +34,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
-from audio.jam import IceConfig, JamError, JamServer, Metronome, RoomFull, ServerFull, Take
+from audio.jam import IceConfig, JamError, JamServer, RoomFull, ServerFull, Take
 from audio.jam import UnknownParticipant as UnknownPlayer
 from audio.jam.room import JamRoom
 from studio.errors import StudioError
@@ -456,7 +456,7 @@ class JamHost:
                 data = message["data"]
                 tempo, beats = float(data["tempo_bpm"]), int(data["beats_per_bar"])
                 room = self.server.open_room(str(project_id), tempo)
-                room.metronome = Metronome(tempo, beats, room.sample_rate, origin=room.frame)
+                room.set_tempo(tempo, beats_per_bar=beats)
                 events = await self.layer.new_channel("jam.room.")
                 await self.layer.group_add(project_group(project_id), events)
             except BaseException:
@@ -732,11 +732,8 @@ class JamHost:
         )
         if tempo == old.tempo_bpm and beats == old.beats_per_bar:
             return
-        room.set_tempo(tempo)
-        if beats != old.beats_per_bar:
-            # JamRoom.set_tempo keeps the bar length; the grid it just started
-            # is kept, with the new number of beats per bar.
-            room.metronome = Metronome(tempo, beats, room.sample_rate, origin=room.metronome.origin)
+        # Under the room's lock, so the new grid starts exactly on a tick.
+        room.set_tempo(tempo, beats_per_bar=beats)
         self._spawn(self._broadcast_roster(state))
 
     async def _housekeeping(self) -> None:

@@ -127,12 +127,13 @@ class Bot:
             self._track.queue.put_nowait(packet)
         self.sent += 1
 
-    def start_clock(self) -> None:
-        """Send from the bot's own drift-free 10 ms clock (its phase is arbitrary)."""
+    def start_clock(self, phase_s: float = 0.0) -> None:
+        """Send from the bot's own drift-free 10 ms clock, its first frame
+        `phase_s` from now (independent players tick at unrelated phases)."""
 
         async def run() -> None:
             loop = asyncio.get_running_loop()
-            deadline = loop.time()
+            deadline = loop.time() + phase_s - FRAME_SAMPLES / SAMPLE_RATE
             while True:
                 deadline += FRAME_SAMPLES / SAMPLE_RATE
                 await asyncio.sleep(max(0.0, deadline - loop.time()))
