@@ -37,7 +37,7 @@ Server CPU is the daphne processes' user + system time over the window
 processes (asyncio, the ``websockets`` library). ``client lag p99`` is how late
 a 5 ms timer fires in the client processes: when it is high, latency includes
 the clients' own queueing. ``--pin`` puts daphne and the clients on separate
-CPUs (taskset); ``--what-if`` runs a changed server (bench/collab_whatif_*.py)
+CPUs (taskset); ``--what-if`` runs a changed server (bench/collab_whatif_settings.py)
 to measure a suggested fix; ``--profile DIR`` records py-spy stacks of the
 servers during each window.
 
@@ -188,10 +188,8 @@ class Servers:
             "PYTHONPATH": str(ROOT),
         }
         self.app = "studio.asgi:application"
-        if args.what_if in ("persistent-db", "both"):
+        if args.what_if == "persistent-db":
             self.env["DJANGO_SETTINGS_MODULE"] = "bench.collab_whatif_settings"
-        if args.what_if in ("direct-dispatch", "both"):
-            self.app = "bench.collab_whatif_asgi:application"
         if mode == "redis":
             self.pg_db = f"roomtone_bench_{os.getpid()}"
             self.env.update(
@@ -836,7 +834,7 @@ def main() -> None:
     parser.add_argument("--profile-flags", default="", help="extra py-spy flags, e.g. --idle")
     parser.add_argument(
         "--what-if",
-        choices=["persistent-db", "direct-dispatch", "both"],
+        choices=["persistent-db"],
         help="experiment: a changed server, bench/collab_whatif_*.py (see there)",
     )
     parser.add_argument("--dump", metavar="DIR", help="write (send time, latency) per delivery")

@@ -410,6 +410,27 @@ def do_add_stem(
     return stem
 
 
+def do_add_stem_from_file(
+    access: ProjectAccess, path: str | os.PathLike[str], *, name: str | None = None
+) -> Stem:
+    """A stem from an audio file on this machine (demo seed, jam takes,
+    scripts): validated and hashed here, as an upload is while it streams.
+    Raises the engine's AudioFormatError for a file that is not usable audio."""
+    from audio.engine.codecs import validate
+
+    path = os.fspath(path)
+    info = validate(path)
+    return do_add_stem(
+        access,
+        path=path,
+        sha256=sha256_of(path),
+        size=os.path.getsize(path),
+        filename=os.path.basename(path),
+        name=name,
+        info=info,
+    )
+
+
 def _store_blob_file(path: str, sha256: str, size: int) -> str:
     name = blob_storage_name(sha256)
     if default_storage.exists(name):

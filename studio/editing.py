@@ -320,6 +320,14 @@ def _context(project: Project, user: Any, role: str) -> Context:
     )
 
 
+def _begin(user: Any, project_id: int, client_op_id: str) -> tuple[Project, str, EditResult | None]:
+    """Inside the caller's transaction: the locked project, the user's role, and
+    the earlier answer if this client_op_id was applied before (a resend)."""
+    project = _lock(project_id)
+    role = _role(user, project)
+    return project, role, _duplicate(project, user, client_op_id)
+
+
 def _duplicate(project: Project, user: Any, client_op_id: str) -> EditResult | None:
     if not client_op_id:
         return None
@@ -399,9 +407,7 @@ def do_edit(
         kind = EditKind.COMMENT
     _check_member(user, project_id)
     with transaction.atomic():
-        project = _lock(project_id)
-        role = _role(user, project)
-        done = _duplicate(project, user, client_op_id)
+        project, role, done = _begin(user, project_id, client_op_id)
         if done is not None:
             return done
         if base_revision is not None:
@@ -438,9 +444,7 @@ def do_redo(user: Any, project_id: int, client_op_id: str = "") -> EditResult:
 def _reverse(user: Any, project_id: int, client_op_id: str, *, redo: bool) -> EditResult:
     _check_member(user, project_id)
     with transaction.atomic():
-        project = _lock(project_id)
-        role = _role(user, project)
-        done = _duplicate(project, user, client_op_id)
+        project, role, done = _begin(user, project_id, client_op_id)
         if done is not None:
             return done
         if not _can_edit(role):
@@ -547,9 +551,7 @@ def do_save_version(user: Any, project_id: int, name: Any) -> Version:
 def do_restore(user: Any, project_id: int, version_id: int, client_op_id: str = "") -> EditResult:
     _check_member(user, project_id)
     with transaction.atomic():
-        project = _lock(project_id)
-        role = _role(user, project)
-        done = _duplicate(project, user, client_op_id)
+        project, role, done = _begin(user, project_id, client_op_id)
         if done is not None:
             return done
         if not _can_edit(role):

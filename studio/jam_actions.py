@@ -9,7 +9,6 @@ recording can undo the placement like any edit of theirs.
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +17,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from audio.engine.codecs import AudioFormatError, validate
+from audio.engine.codecs import AudioFormatError
 
 from . import actions, editing
 from .docstate import MAX_OPS_PER_EDIT
@@ -91,22 +90,11 @@ def do_save_jam_takes(
     when = timezone.localtime(recorded_at or timezone.now()).strftime("%Y-%m-%d %H:%M")
     stems = []
     for take in takes:
+        name = f"{take.player} · jam {when}"[:200]
         try:
-            info = validate(take.path)
+            stems.append(actions.do_add_stem_from_file(access, take.path, name=name))
         except AudioFormatError as exc:
             raise StudioError(f"take of {take.player} is unusable: {exc}") from None
-        name = f"{take.player} · jam {when}"[:200]
-        stems.append(
-            actions.do_add_stem(
-                access,
-                path=take.path,
-                sha256=actions.sha256_of(take.path),
-                size=os.path.getsize(take.path),
-                filename=os.path.basename(take.path),
-                name=name,
-                info=info,
-            )
-        )
     orders = list(DocTrack.objects.filter(project_id=project_id).values_list("order", flat=True))
     # Byte order, as the document sorts (a database collation might not).
     order = max(orders) if orders else ""

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from . import api, editing_api, jam_views, render_api, views
+from . import api, editing_api, render_api, views
 
 
 class IdConverter:
@@ -120,7 +120,7 @@ urlpatterns = [
     path("", views.project_list, name="project-list"),
     path("projects/<id:project_id>/", views.project_detail, name="project-detail"),
     path("projects/<id:project_id>/editor/", views.project_editor, name="project-editor"),
-    path("projects/<id:project_id>/jam/", jam_views.project_jam, name="project-jam"),
+    path("projects/<id:project_id>/jam/", views.project_jam, name="project-jam"),
     path("join/<str:token>/", views.join, name="join"),
     path("account/", views.account, name="account"),
     path("account/token", views.rotate_token, name="rotate-token"),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -64,42 +66,62 @@ def _access_or_404(request: HttpRequest, project_id: int) -> actions.ProjectAcce
         raise Http404("project not found") from None
 
 
-@login_required
-def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
+def _project_page(
+    request: HttpRequest, project_id: int, template: str, extra: Callable[[Any], dict[str, Any]]
+) -> HttpResponse:
+    """A page of one project: its payload, who I am and `extra(access)` as the
+    page's initial state (json_script), for members only."""
     access = _access_or_404(request, project_id)
-    project = access.project
-    members = Membership.objects.filter(project=project).select_related("user")
-    links = ShareLink.objects.filter(project=project) if access.role == Role.OWNER else []
     state = {
-        "project": project_payload(project, access.role),
+        "project": project_payload(access.project, access.role),
         "me": {"id": request.user.pk, "username": request.user.get_username()},
-        "members": [member_payload(m) for m in members],
-        "links": [share_link_payload(x, actions.share_link_token(x)) for x in links],
-        "stems": [stem_payload(s) for s in project.stems.select_related("blob", "uploader")],
+        **extra(access),
     }
     return render(
-        request,
-        "studio/project_detail.html",
-        {"project": project, "role": access.role, "state": state},
+        request, template, {"project": access.project, "role": access.role, "state": state}
     )
+
+
+def _stems(project: Any) -> list[dict[str, Any]]:
+    return [stem_payload(s) for s in project.stems.select_related("blob", "uploader")]
+
+
+@login_required
+def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
+    def extra(access: actions.ProjectAccess) -> dict[str, Any]:
+        project = access.project
+        members = Membership.objects.filter(project=project).select_related("user")
+        links = ShareLink.objects.filter(project=project) if access.role == Role.OWNER else []
+        return {
+            "members": [member_payload(m) for m in members],
+            "links": [share_link_payload(x, actions.share_link_token(x)) for x in links],
+            "stems": _stems(project),
+        }
+
+    return _project_page(request, project_id, "studio/project_detail.html", extra)
 
 
 @login_required
 def project_editor(request: HttpRequest, project_id: int) -> HttpResponse:
     """The multitrack editor. The document itself arrives over the project
-    WebSocket (a `sync` snapshot); the page starts with what the socket does not
-    carry: who I am, my role and the project's stems."""
-    access = _access_or_404(request, project_id)
-    project = access.project
-    state = {
-        "project": project_payload(project, access.role),
-        "me": {"id": request.user.pk, "username": request.user.get_username()},
-        "stems": [stem_payload(s) for s in project.stems.select_related("blob", "uploader")],
-    }
-    return render(
+    WebSocket (a `sync` snapshot); the page starts with the project's stems."""
+    return _project_page(
+        request, project_id, "studio/editor.html", lambda a: {"stems": _stems(a.project)}
+    )
+
+
+@login_required
+def project_jam(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The jam room. Signalling travels over the project WebSocket (`jam.*`
+    messages); the page starts with the ICE servers the browser should use."""
+    return _project_page(
         request,
-        "studio/editor.html",
-        {"project": project, "role": access.role, "state": state},
+        project_id,
+        "studio/jam.html",
+        lambda a: {
+            "ice_servers": settings.ROOMTONE_ICE_SERVERS,
+            "max_players": settings.ROOMTONE_JAM_MAX_PLAYERS,
+        },
     )
 
 

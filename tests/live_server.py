@@ -32,7 +32,6 @@ django.setup()
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
-from audio.engine.codecs import validate
 from studio import actions
 from tests.conftest import write_audio
 
@@ -48,10 +47,7 @@ project = actions.do_create_project(owner, "Band")
 access = actions.access_project(owner, project.id, "owner")
 actions.do_add_member(access, "eddie", "editor")
 path = write_audio(Path(sys.argv[1]) / "loop.wav", seconds=4.0)
-stem = actions.do_add_stem(
-    access, path=str(path), sha256=actions.sha256_of(path), size=path.stat().st_size,
-    filename=path.name, name=None, info=validate(path),
-)
+stem = actions.do_add_stem_from_file(access, path)
 sessions = {}
 for user in User.objects.all():
     browser = Client()
@@ -78,14 +74,18 @@ def server_env(var: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def prepare(var: Path, env: dict[str, str]) -> dict[str, Any]:
-    """Migrate a fresh database and create the band; returns ids and sessions."""
+def migrate(env: dict[str, str]) -> None:
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
         cwd=ROOT,
         env=env,
         check=True,
     )
+
+
+def prepare(var: Path, env: dict[str, str]) -> dict[str, Any]:
+    """Migrate a fresh database and create the band; returns ids and sessions."""
+    migrate(env)
     done = subprocess.run(
         [sys.executable, "-c", SETUP, str(var)],
         cwd=ROOT,

@@ -36,6 +36,18 @@ def silence(_: int) -> Pcm:
     return np.zeros((FRAME_SAMPLES, CHANNELS), np.float32)
 
 
+def tone(amplitude: float = 0.25, hz: float = 441.0) -> Signal:
+    """A continuous sine, the same on both channels: frame k is samples
+    k*480 .. k*480+479 of it."""
+
+    def signal(k: int) -> Pcm:
+        t = (np.arange(FRAME_SAMPLES) + k * FRAME_SAMPLES) / SAMPLE_RATE
+        x = (amplitude * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+        return np.stack([x, x], axis=1)
+
+    return signal
+
+
 class _OutTrack(MediaStreamTrack):
     kind = "audio"
 

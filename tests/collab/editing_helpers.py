@@ -15,7 +15,6 @@ from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 
-from audio.engine.codecs import validate
 from collab.routing import websocket_urlpatterns
 from studio import actions, docstate, editing
 from studio.models import Project, Stem
@@ -40,15 +39,7 @@ class Band:
 
 def add_stem(project: Project, user: Any, path: Path) -> Stem:
     access = actions.access_project(user, project.id, "editor")
-    return actions.do_add_stem(
-        access,
-        path=str(path),
-        sha256=actions.sha256_of(path),
-        size=path.stat().st_size,
-        filename=path.name,
-        name=None,
-        info=validate(path),
-    )
+    return actions.do_add_stem_from_file(access, path)
 
 
 def make_band(tmp_path: Path) -> Band:

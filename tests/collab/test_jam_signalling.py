@@ -22,7 +22,7 @@ from django.contrib.auth import get_user_model
 from django.core.files.storage import default_storage
 
 from audio.jam import TickInfo
-from audio.jam.bot import Bot
+from audio.jam.bot import Bot, tone
 from collab import jamhost
 from collab.routing import websocket_urlpatterns
 from studio import actions
@@ -32,15 +32,6 @@ from studio.models import DocClip, DocTrack, Stem
 pytestmark = pytest.mark.django_db(transaction=True)
 
 N = 480
-
-
-def tone(amplitude: float = 0.25, hz: float = 441.0) -> Callable[[int], np.ndarray]:
-    def signal(k: int) -> np.ndarray:
-        t = (np.arange(N) + k * N) / 48000
-        x = (amplitude * np.sin(2 * np.pi * hz * t)).astype(np.float32)
-        return np.stack([x, x], axis=1)
-
-    return signal
 
 
 def noise(seed: int, amplitude: float = 0.1) -> Callable[[int], np.ndarray]:

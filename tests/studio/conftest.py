@@ -1,7 +1,9 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -10,6 +12,7 @@ from rest_framework.test import APIClient
 
 from studio import actions
 from studio.models import Project, Role
+from tests.conftest import port_open, require_service
 
 
 @pytest.fixture(autouse=True)
@@ -60,3 +63,28 @@ def client_for(people: dict[str, Any]) -> Callable[[str], APIClient]:
         return client
 
     return make
+
+
+@pytest.fixture
+def rq_queue(settings: Any) -> Iterator[Any]:
+    """A Redis queue of this test's own as the tasks backend, and a way to run
+    its jobs with a real RQ worker (burst mode: until the queue is empty).
+    Task objects built at import still point at the embedded backend: tests
+    re-point them with `task.using(queue_name=rq_queue.name)`."""
+    require_service("Redis", port_open("127.0.0.1", 6379), "127.0.0.1:6379")
+    import django_rq
+    from django_tasks_rq.backend import Job
+    from rq import SimpleWorker
+
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    redis = {"URL": "redis://127.0.0.1:6379/0", "DEFAULT_TIMEOUT": 300}
+    settings.RQ_QUEUES = {name: redis, "default": redis}
+    settings.TASKS = {
+        "default": {"BACKEND": "django_tasks_rq.backend.RQBackend", "QUEUES": [name, "default"]}
+    }
+
+    def work() -> None:
+        django_rq.get_worker(name, job_class=Job, worker_class=SimpleWorker).work(burst=True)
+
+    yield SimpleNamespace(name=name, work=work)
+    django_rq.get_queue(name, job_class=Job).delete(delete_jobs=True)

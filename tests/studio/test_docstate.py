@@ -4,7 +4,6 @@ lenient mode, diffs and export (docs/protocol.md §2–3, ARCHITECTURE.md §4)."
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -13,6 +12,7 @@ from hypothesis import strategies as st
 from audio.engine.document import parse_document
 from studio import docstate
 from studio.docstate import Context, OpError, StemInfo
+from tests.collab.editing_helpers import create, delete, set_
 
 NOW = "2026-11-21T10:00:00+00:00"
 # stem 42: 10 s and usable; stem 43: failed analysis; anything else: no such stem.
@@ -42,18 +42,6 @@ def blank() -> docstate.State:
 
 def apply(state, ops, context=None, *, lenient=False):
     return docstate.apply_ops(state, docstate.parse_ops(ops), context or ctx(), lenient=lenient)
-
-
-def create(kind: str, obj_id: str, **props: Any) -> dict[str, Any]:
-    return {"op": "create", "kind": kind, "id": obj_id, "props": props}
-
-
-def set_(kind: str, obj_id: str, **props: Any) -> dict[str, Any]:
-    return {"op": "set", "kind": kind, "id": obj_id, "props": props}
-
-
-def delete(kind: str, obj_id: str) -> dict[str, Any]:
-    return {"op": "delete", "kind": kind, "id": obj_id}
 
 
 def band() -> docstate.State:

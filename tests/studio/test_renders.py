@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import time
-import uuid
 import zipfile
 from datetime import timedelta
 from pathlib import Path
@@ -18,12 +17,11 @@ from django.core.management import call_command
 from django.utils import timezone
 
 import studio.render_tasks
-from audio.engine.codecs import validate
 from audio.engine.document import parse_document
 from audio.engine.render import render
 from studio import actions, editing, renders
 from studio.models import Blob, RenderJob, Role, Stem
-from tests.conftest import port_open, require_service, write_audio
+from tests.conftest import write_audio
 
 pytestmark = pytest.mark.django_db
 
@@ -47,15 +45,7 @@ def add_stem(people, tmp_path):
         path = write_audio(tmp_path / f"{name}.wav", **audio)
         # Analysis is not needed to render; its job waits on a commit that the
         # test transaction never makes.
-        return actions.do_add_stem(
-            access,
-            path=str(path),
-            sha256=actions.sha256_of(path),
-            size=path.stat().st_size,
-            filename=path.name,
-            name=name,
-            info=validate(str(path)),
-        )
+        return actions.do_add_stem_from_file(access, path, name=name)
 
     return add
 
@@ -593,31 +583,16 @@ def test_deleting_the_project_deletes_its_render_files(
 
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
-def test_a_render_runs_on_an_rq_worker(settings, song, project, client_for, monkeypatch):
-    require_service("Redis", port_open("127.0.0.1", 6379), "127.0.0.1:6379")
-    import django_rq
-    from django_tasks_rq.backend import Job
-    from rq import SimpleWorker
-
-    queue = f"test-{uuid.uuid4().hex[:8]}"
-    redis = {"URL": "redis://127.0.0.1:6379/0", "DEFAULT_TIMEOUT": 300}
-    settings.RQ_QUEUES = {queue: redis, "default": redis}
-    settings.TASKS = {
-        "default": {"BACKEND": "django_tasks_rq.backend.RQBackend", "QUEUES": [queue, "default"]}
-    }
-    task = studio.render_tasks.render_project.using(queue_name=queue)
+def test_a_render_runs_on_an_rq_worker(rq_queue, song, project, client_for, monkeypatch):
+    task = studio.render_tasks.render_project.using(queue_name=rq_queue.name)
     monkeypatch.setattr(studio.render_tasks, "enqueue_render", lambda job_id: task.enqueue(job_id))
-    try:
-        response = client_for("viewer").post(url(project), {"format": "flac"}, format="json")
-        assert response.status_code == 201
-        job_id = response.json()["id"]
-        assert RenderJob.objects.get(id=job_id).status == "queued"  # queued on Redis, not run
+    response = client_for("viewer").post(url(project), {"format": "flac"}, format="json")
+    assert response.status_code == 201
+    job_id = response.json()["id"]
+    assert RenderJob.objects.get(id=job_id).status == "queued"  # queued on Redis, not run
 
-        worker = django_rq.get_worker(queue, job_class=Job, worker_class=SimpleWorker)
-        worker.work(burst=True)
+    rq_queue.work()
 
-        row = RenderJob.objects.get(id=job_id)
-        assert (row.status, row.attempts) == ("done", 1), row.error
-        assert default_storage.exists(row.output_name)
-    finally:
-        django_rq.get_queue(queue, job_class=Job).delete(delete_jobs=True)
+    row = RenderJob.objects.get(id=job_id)
+    assert (row.status, row.attempts) == ("done", 1), row.error
+    assert default_storage.exists(row.output_name)

@@ -11,7 +11,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from audio.engine.codecs import validate
 from studio import actions, editing
 from studio.demo import DEMO_STEMS, write_demo_stem
 from studio.models import Membership, Project
@@ -43,16 +42,7 @@ class Command(BaseCommand):
             for name in DEMO_STEMS:
                 path = os.path.join(tmp, f"{name.lower()}.flac")
                 write_demo_stem(path, name)
-                stem = actions.do_add_stem(
-                    access,
-                    path=path,
-                    sha256=actions.sha256_of(path),
-                    size=os.path.getsize(path),
-                    filename=os.path.basename(path),
-                    name=name,
-                    info=validate(path),
-                )
-                stems.append(stem)
+                stems.append(actions.do_add_stem_from_file(access, path, name=name))
         self._arrange(user, project.id, stems)
         if wait:
             from django_tasks import default_task_backend

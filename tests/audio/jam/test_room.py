@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from audio.jam import IceConfig, JamRoom, JamServer, RoomFull, ServerFull, TickInfo
-from audio.jam.bot import Bot, join
+from audio.jam.bot import Bot, join, tone
 from audio.jam.opus import CODEC_DELAY_SAMPLES
 
 from .conftest import drive, ticks, until
@@ -27,15 +27,6 @@ def clicks(at: dict[int, int], amplitude: float = 0.8) -> Callable[[int], np.nda
         if k in at:
             out[at[k]] = amplitude
         return out
-
-    return signal
-
-
-def tone(amplitude: float = 0.25, hz: float = 441.0) -> Callable[[int], np.ndarray]:
-    def signal(k: int) -> np.ndarray:
-        t = (np.arange(N) + k * N) / 48000
-        x = (amplitude * np.sin(2 * np.pi * hz * t)).astype(np.float32)
-        return np.stack([x, x], axis=1)
 
     return signal
 
