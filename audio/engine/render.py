@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -106,6 +107,10 @@ class _TrackPlan:
     chain: pedalboard.Plugin | None = None
     next_clip: int = 0
     active: list[_ClipPlan] = field(default_factory=list)
+    # Pool renders: blocks of one track must run in order (its readers and
+    # effect state advance with every block); `blocks_done` counts them.
+    turn: threading.Condition = field(default_factory=threading.Condition)
+    blocks_done: int = 0
 
 
 def _db_to_gain(db: float) -> float:
@@ -259,6 +264,12 @@ def _render_track(plan: _TrackPlan, start: int, frames: int, rate: int) -> Audio
     return out
 
 
+def _cost(plan: _TrackPlan) -> int:
+    """Rough relative cost of one block of a track, to schedule heavy ones first."""
+    effects = plan.track.effects
+    return 1 + len(effects) + sum(4 for e in effects if e.type in TIME_BASED)
+
+
 def _quiet_window(doc: Document, audible: Sequence[_TrackPlan]) -> int:
     spacing = max(
         [longest_delay_s(doc.master.effects)] + [longest_delay_s(p.track.effects) for p in audible]
@@ -346,27 +357,52 @@ def _render_pass(
     stem_index = {id(p): i for i, p in enumerate(plans)}
     last_loud = -1
     pool = ThreadPoolExecutor(threads) if threads > 1 else None
+    # Heaviest tracks first in each block, so a slow reverb track does not
+    # start last and leave the other workers idle at the end of a block.
+    order = sorted(audible, key=lambda p: -_cost(p))
 
-    def submit(at: int) -> list[Future[Audio | None]]:
+    def in_turn(plan: _TrackPlan, index: int, at: int) -> Audio | None:
+        # The pool's queue is FIFO, so when block `index` of a track is taken
+        # its block `index - 1` was taken earlier and is running or done: the
+        # wait is short and cannot deadlock.
+        with plan.turn:
+            plan.turn.wait_for(lambda: plan.blocks_done == index)
+        try:
+            return _render_track(plan, at, block, rate)
+        finally:
+            with plan.turn:
+                plan.blocks_done += 1
+                plan.turn.notify_all()
+
+    def submit(index: int) -> dict[int, Future[Audio | None]]:
         assert pool is not None
-        return [pool.submit(_render_track, plan, at, block, rate) for plan in audible]
+        at = index * block
+        return {id(p): pool.submit(in_turn, p, index, at) for p in order}
 
     try:
         pos = 0
-        # With a pool, the tracks of the next block are rendered while this
-        # thread mixes, runs the master chain, meters and writes the current
-        # one. Each track still sees its blocks strictly in order (the next
-        # block is only submitted once the current one is done), so the output
-        # is the same; a block rendered ahead past the end is simply dropped.
-        pending = submit(0) if pool is not None and limit > 0 else None
+        # With a pool, up to `ahead` blocks are in flight: workers render the
+        # tracks of later blocks while this thread mixes, runs the master
+        # chain, meters and writes the current one, and there is no barrier
+        # between blocks. Each track still sees its blocks strictly in order
+        # (`in_turn`), and the mix sums tracks in document order, so the
+        # output is the same; blocks rendered ahead past the end are dropped.
+        ahead = threads + 1
+        blocks = -(-limit // block)
+        queued: deque[dict[int, Future[Audio | None]]] = deque()
+        if pool is not None:
+            queued.extend(submit(i) for i in range(min(ahead, blocks)))
         while pos < limit:
             if cancel is not None and cancel():
                 raise RenderCancelled("render cancelled")
             frames = block
             rendered: list[Audio | None]
-            if pending is not None:
-                rendered = [future.result() for future in pending]
-                pending = submit(pos + frames) if pos + frames < limit else None
+            if queued:
+                futures = queued.popleft()
+                rendered = [futures[id(p)].result() for p in audible]
+                following = pos // block + len(queued) + 1
+                if following < blocks:
+                    queued.append(submit(following))
             else:
                 rendered = [_render_track(p, pos, frames, rate) for p in audible]
             mix = np.zeros((2, frames), dtype=np.float32)
