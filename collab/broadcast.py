@@ -2,16 +2,22 @@
 
 Only actions call this, and only through send_on_commit, so a client never hears
 of a change that was rolled back.
+
+A project event travels through the channel layer already encoded
+(`event_message`): with 10 or 50 sockets on a project, each recipient sends the
+same text instead of copying and re-encoding the event itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from collections import deque
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels.layers import get_channel_layer
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
@@ -21,21 +27,46 @@ def project_group(project_id: int) -> str:
     return f"project.{project_id}"
 
 
+def encode(data: dict[str, Any]) -> str:
+    return json.dumps(data, separators=(",", ":"))
+
+
+def event_message(event: dict[str, Any], *, reply_to: str | None = None) -> dict[str, Any]:
+    """The channel-layer message for a project event. Consumers need only the
+    event's type and sender session to decide, then send `text` as it is."""
+    message = {
+        "type": "project.event",
+        "kind": event.get("type"),
+        "session": event.get("session"),
+        "text": encode(event),
+    }
+    if reply_to is not None:
+        message["reply_to"] = reply_to
+    return message
+
+
+def event_of(message: dict[str, Any]) -> dict[str, Any]:
+    """The event an `event_message` carries, decoded (for listeners that are
+    not sockets, such as a jam room following tempo changes)."""
+    event = json.loads(message["text"])
+    return event if isinstance(event, dict) else {}
+
+
 _server_loop: asyncio.AbstractEventLoop | None = None
 
 
 def remember_server_loop(loop: asyncio.AbstractEventLoop) -> None:
-    """Called by the ASGI app: the loop the consumers (and the in-memory
-    layer's queues) live on."""
+    """Called by the ASGI app: the loop the consumers (and the channel layer's
+    queues and connections) live on."""
     global _server_loop
     _server_loop = loop
 
 
-def _off_server_loop(layer: Any) -> asyncio.AbstractEventLoop | None:
-    """The server's loop, when `layer` keeps its queues on it and this thread
-    is not running it (a job thread, say)."""
+def _off_server_loop() -> asyncio.AbstractEventLoop | None:
+    """The server's loop, when it runs and this thread is not running it (the
+    database thread or a job thread, say)."""
     loop = _server_loop
-    if loop is None or not loop.is_running() or not isinstance(layer, InMemoryChannelLayer):
+    if loop is None or not loop.is_running():
         return None
     try:
         running = asyncio.get_running_loop()
@@ -44,22 +75,47 @@ def _off_server_loop(layer: Any) -> asyncio.AbstractEventLoop | None:
     return loop if running is not loop else None
 
 
+class _Sender:
+    """Group sends handed over from other threads, made on the server's loop
+    one after another in the order they were handed over (so a project's
+    events keep their revision order), without the handing thread waiting."""
+
+    def __init__(self) -> None:
+        self.pending: deque[tuple[Any, str, dict[str, Any]]] = deque()
+        self.task: asyncio.Task[None] | None = None
+
+    def push(self, layer: Any, group: str, message: dict[str, Any]) -> None:
+        # Runs on the loop (call_soon_threadsafe).
+        self.pending.append((layer, group, message))
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while self.pending:
+            layer, group, message = self.pending.popleft()
+            try:
+                await layer.group_send(group, message)
+            except Exception:
+                logger.exception("broadcast to %s failed", group)
+
+
+_sender = _Sender()
+
+
 def send_now(project_id: int, event: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    message = {"type": "project.event", "event": event}
+    group, message = project_group(project_id), event_message(event)
+    loop = _off_server_loop()
+    if loop is not None:
+        # The layer's queues (in-memory) or connections (Redis) belong to the
+        # server's loop. Handing the send over without waiting keeps the
+        # database thread free for the next edit (docs/benchmarks.md).
+        loop.call_soon_threadsafe(_sender.push, layer, group, message)
+        return
     try:
-        loop = _off_server_loop(layer)
-        if loop is not None:
-            # The in-memory layer's queues belong to the server's loop: a send
-            # from another loop would not wake the consumers waiting on them.
-            future = asyncio.run_coroutine_threadsafe(
-                layer.group_send(project_group(project_id), message), loop
-            )
-            future.result(timeout=10)
-        else:
-            async_to_sync(layer.group_send)(project_group(project_id), message)
+        async_to_sync(layer.group_send)(group, message)
     except Exception:
         # A broadcast is a notification: the change is already committed and
         # clients resync on reconnect, so a layer hiccup must not fail the write.

@@ -22,7 +22,7 @@ from studio import actions, docstate, editing
 from studio.errors import StudioError
 
 from . import messages as m
-from .broadcast import project_group
+from .broadcast import encode, event_message, project_group
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +130,9 @@ class ProjectConsumer(AsyncWebsocketConsumer):
             }
         )
         # Everyone else learns of us, and answers with their own presence.
-        await self._group_event({**self._presence_event(), "reply_to": self.channel_name})
+        await self.channel_layer.group_send(
+            self.group, event_message(self._presence_event(), reply_to=self.channel_name)
+        )
 
     def _jam(self) -> Any:
         """Jam signalling (collab.jam), created on first use."""
@@ -304,7 +306,7 @@ class ProjectConsumer(AsyncWebsocketConsumer):
         return {"type": "presence", "session": self.session, "user": self.me, **self.presence}
 
     async def _group_event(self, event: dict[str, Any]) -> None:
-        await self.channel_layer.group_send(self.group, {"type": "project.event", "event": event})
+        await self.channel_layer.group_send(self.group, event_message(event))
 
     async def _recheck(self) -> bool:
         """Re-read membership now and then; False (and closed) if it is gone."""
@@ -320,30 +322,28 @@ class ProjectConsumer(AsyncWebsocketConsumer):
         return False
 
     async def project_event(self, message: dict[str, Any]) -> None:
+        """A project event from the group (see collab.broadcast.event_message):
+        sent on as the text it arrived in."""
         if not await self._recheck():
             return
-        event = message["event"]
-        kind = event.get("type")
+        kind = message.get("kind")
         if kind in ("presence", "presence.leave", "gesture"):
-            if event.get("session") == self.session:
+            if message.get("session") == self.session:
                 return
-            reply_to = event.get("reply_to")
+            reply_to = message.get("reply_to")
             if reply_to:
                 # A newcomer: tell them we are here.
-                await self.channel_layer.send(
-                    reply_to, {"type": "project.event", "event": self._presence_event()}
-                )
-                event = {k: v for k, v in event.items() if k != "reply_to"}
-            await self.send_json(event)
+                await self.channel_layer.send(reply_to, event_message(self._presence_event()))
+            await self.send(text_data=message["text"])
             return
         if kind == "project.deleted":
-            await self.send_json(event)
+            await self.send(text_data=message["text"])
             await self.close(code=CLOSE_NOT_ALLOWED)
             return
         if kind == "members.changed" and not await self._still_member():
             await self.close(code=CLOSE_NOT_ALLOWED)
             return
-        await self.send_json(event)
+        await self.send(text_data=message["text"])
 
     async def _still_member(self) -> bool:
         """Roles change while sockets are open: someone removed stops hearing
@@ -365,4 +365,4 @@ class ProjectConsumer(AsyncWebsocketConsumer):
         await self.send_json(error)
 
     async def send_json(self, data: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(data, separators=(",", ":")))
+        await self.send(text_data=encode(data))

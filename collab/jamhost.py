@@ -40,7 +40,7 @@ from audio.jam.room import JamRoom
 from studio.errors import StudioError
 from studio.jam_actions import JamTake, do_save_jam_takes
 
-from .broadcast import project_group
+from .broadcast import event_message, event_of, project_group
 
 log = logging.getLogger(__name__)
 
@@ -333,9 +333,7 @@ class JamHost:
 
     async def _broadcast(self, project_id: int, event: dict[str, Any]) -> None:
         try:
-            await self.layer.group_send(
-                project_group(project_id), {"type": "project.event", "event": event}
-            )
+            await self.layer.group_send(project_group(project_id), event_message(event))
         except Exception:
             log.exception("jam: broadcast to project %s failed", project_id)
 
@@ -711,12 +709,15 @@ class JamHost:
         """Project events for one room: tempo changes and deletion."""
         while True:
             message = await self.layer.receive(state.events_channel)
-            event = message.get("event") or {}
-            if event.get("type") == "edit":
+            kind = message.get("kind")
+            if kind not in ("edit", "project.deleted"):
+                continue
+            event = event_of(message)
+            if kind == "edit":
                 for op in event.get("ops") or []:
                     if op.get("kind") == "project" and op.get("op") == "set":
                         self._apply_settings(state, op.get("props") or {})
-            elif event.get("type") == "project.deleted":
+            else:
                 self._spawn(
                     self._close_room(state.project_id, reason="the project was deleted", save=False)
                 )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
@@ -277,16 +277,6 @@ def _role(user: Any, project: Project) -> str:
     return str(role)
 
 
-def _check_member(user: Any, project_id: int) -> None:
-    """Before taking the project lock: a non-member must not hold up the
-    project's writers (on SQLite, everyone's) on the way to a 404."""
-    if (
-        not getattr(user, "is_authenticated", False)
-        or not Membership.objects.filter(project_id=project_id, user=user).exists()
-    ):
-        raise NotFound("project not found")
-
-
 def _can_edit(role: str) -> bool:
     return ROLE_RANK[Role(role)] >= ROLE_RANK[Role.EDITOR]
 
@@ -322,21 +312,37 @@ def _context(project: Project, user: Any, role: str) -> Context:
 
 def _begin(user: Any, project_id: int, client_op_id: str) -> tuple[Project, str, EditResult | None]:
     """Inside the caller's transaction: the locked project, the user's role, and
-    the earlier answer if this client_op_id was applied before (a resend)."""
-    project = _lock(project_id)
-    role = _role(user, project)
-    return project, role, _duplicate(project, user, client_op_id)
+    the earlier answer if this client_op_id was applied before (a resend).
 
-
-def _duplicate(project: Project, user: Any, client_op_id: str) -> EditResult | None:
-    if not client_op_id:
-        return None
-    revision = (
-        Edit.objects.filter(project=project, user=user, client_op_id=client_op_id)
-        .values_list("revision", flat=True)
-        .first()
+    One statement instead of three (lock, role, duplicate): on the path of
+    every edit, each ORM query costs about 0.25 ms of CPU to build.
+    """
+    if not getattr(user, "is_authenticated", False):
+        raise NotFound("project not found")
+    sql = (
+        f"SELECT p.*, "
+        f"(SELECT m.role FROM {Membership._meta.db_table} m"
+        f" WHERE m.project_id = p.id AND m.user_id = %s) AS member_role, "
+        f"(SELECT e.revision FROM {Edit._meta.db_table} e"
+        f" WHERE e.project_id = p.id AND e.user_id = %s AND e.client_op_id = %s"
+        f" AND e.client_op_id <> '' LIMIT 1) AS done_revision "
+        f"FROM {Project._meta.db_table} p WHERE p.id = %s"
     )
-    return None if revision is None else EditResult(revision=revision, duplicate=True)
+    if connection.features.has_select_for_update_of:
+        sql += " FOR UPDATE OF p"
+    elif connection.features.has_select_for_update:
+        sql += " FOR UPDATE"
+    # (SQLite: the transaction holds the write lock from BEGIN IMMEDIATE.)
+    rows = list(Project.objects.raw(sql, [user.pk, user.pk, client_op_id, project_id]))
+    role = getattr(rows[0], "member_role", None) if rows else None
+    if role is None:
+        raise NotFound("project not found")
+    done = getattr(rows[0], "done_revision", None)
+    return (
+        rows[0],
+        str(role),
+        None if done is None else EditResult(revision=int(done), duplicate=True),
+    )
 
 
 def _record(
@@ -351,7 +357,11 @@ def _record(
 ) -> int:
     project_fields = _persist(project, state, applied)
     project.revision += 1
-    project.save(update_fields=["revision", "updated_at", *project_fields])
+    fields = ["revision", "updated_at", *project_fields]
+    if kind != EditKind.COMMENT and _checkpoint_due(project):
+        _add_version(project, VersionKind.AUTO)
+        fields += CHECKPOINT_FIELDS
+    project.save(update_fields=fields)
     user_name = user.get_username()
     Edit.objects.create(
         project=project,
@@ -368,8 +378,6 @@ def _record(
     send_on_commit(project.id, event)
     if project_fields:
         send_on_commit(project.id, {"type": "project.updated", "project": project_payload(project)})
-    if kind != EditKind.COMMENT:
-        _maybe_checkpoint(project)
     return int(project.revision)
 
 
@@ -405,7 +413,6 @@ def do_edit(
         raise _as_error(exc) from None
     if docstate.is_conversation(ops):
         kind = EditKind.COMMENT
-    _check_member(user, project_id)
     with transaction.atomic():
         project, role, done = _begin(user, project_id, client_op_id)
         if done is not None:
@@ -442,7 +449,6 @@ def do_redo(user: Any, project_id: int, client_op_id: str = "") -> EditResult:
 
 
 def _reverse(user: Any, project_id: int, client_op_id: str, *, redo: bool) -> EditResult:
-    _check_member(user, project_id)
     with transaction.atomic():
         project, role, done = _begin(user, project_id, client_op_id)
         if done is not None:
@@ -498,34 +504,39 @@ def _music_state(project: Project) -> State:
     return full_state(project, comments=False)
 
 
-def create_initial_version(project: Project, user: Any = None) -> Version:
-    return Version.objects.create(
+def _add_version(project: Project, kind: str, name: str = "", user: Any = None) -> Version:
+    """A snapshot of the music as stored now, at the project's revision. The
+    caller saves `CHECKPOINT_FIELDS` on the project, which remember it."""
+    version = Version.objects.create(
         project=project,
         revision=project.revision,
-        kind=VersionKind.AUTO,
-        name="",
+        kind=kind,
+        name=name,
         state=_music_state(project),
         created_by=user,
     )
+    project.checkpoint_revision = version.revision
+    project.checkpoint_at = version.created_at
+    return version
 
 
-def _maybe_checkpoint(project: Project) -> None:
-    last = (
-        Version.objects.filter(project=project)
-        .order_by("-revision")
-        .values_list("revision", "created_at")
-        .first()
-    )
-    if last is not None and (
-        project.revision - last[0] < CHECKPOINT_EVERY
-        and timezone.now() - last[1] < CHECKPOINT_AFTER
-    ):
-        return
-    Version.objects.create(
-        project=project,
-        revision=project.revision,
-        kind=VersionKind.AUTO,
-        state=_music_state(project),
+CHECKPOINT_FIELDS = ["checkpoint_revision", "checkpoint_at"]
+
+
+def create_initial_version(project: Project, user: Any = None) -> Version:
+    version = _add_version(project, VersionKind.AUTO, user=user)
+    project.save(update_fields=CHECKPOINT_FIELDS)
+    return version
+
+
+def _checkpoint_due(project: Project) -> bool:
+    """A checkpoint every CHECKPOINT_EVERY revisions or CHECKPOINT_AFTER since
+    the last version of any kind (read from the locked project row, so no
+    query of its own on the path of every edit)."""
+    return (
+        project.checkpoint_at is None
+        or project.revision - project.checkpoint_revision >= CHECKPOINT_EVERY
+        or timezone.now() - project.checkpoint_at >= CHECKPOINT_AFTER
     )
 
 
@@ -536,20 +547,13 @@ def do_save_version(user: Any, project_id: int, name: Any) -> Version:
         project = _lock(project_id)
         if not _can_edit(_role(user, project)):
             raise EditError("forbidden", "viewers cannot save versions")
-        version = Version.objects.create(
-            project=project,
-            revision=project.revision,
-            kind=VersionKind.NAMED,
-            name=check_name(name),
-            state=_music_state(project),
-            created_by=user,
-        )
+        version = _add_version(project, VersionKind.NAMED, check_name(name), user)
+        project.save(update_fields=CHECKPOINT_FIELDS)
         send_on_commit(project.id, {"type": "versions.changed", "project_id": project.id})
     return version
 
 
 def do_restore(user: Any, project_id: int, version_id: int, client_op_id: str = "") -> EditResult:
-    _check_member(user, project_id)
     with transaction.atomic():
         project, role, done = _begin(user, project_id, client_op_id)
         if done is not None:

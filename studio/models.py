@@ -43,6 +43,9 @@ class Project(models.Model):
     master_gain_db = models.FloatField(default=0.0)
     # Bumped by every committed change to the project document or comments.
     revision = models.PositiveBigIntegerField(default=0)
+    # The newest Version (any kind): when the next automatic checkpoint is due.
+    checkpoint_revision = models.PositiveBigIntegerField(default=0)
+    checkpoint_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )

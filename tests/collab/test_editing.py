@@ -5,6 +5,7 @@ versions and restore, presence and live gestures."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -19,7 +20,7 @@ from audio.engine.document import parse_document
 from collab import consumers
 from collab.routing import websocket_urlpatterns
 from studio import actions, editing
-from studio.models import Stem, Version, VersionKind
+from studio.models import Project, Stem, Version, VersionKind
 from tests.collab.editing_helpers import (
     Band,
     add_stem,
@@ -718,6 +719,27 @@ async def test_a_checkpoint_is_kept_every_so_many_revisions(band, monkeypatch):
     state = await sync_to_async(editing.state_at)(band.project, 6)
     assert set(state["marker"]) == {f"m{i}" for i in range(1, 7)}
     await olivia.close()
+
+
+def test_the_checkpoint_clock_counts_from_the_newest_version_of_any_kind(band, monkeypatch):
+    monkeypatch.setattr(editing, "CHECKPOINT_EVERY", 3)
+    p = band.project.id
+
+    def autos() -> list[int]:
+        rows = Version.objects.filter(project=band.project, kind=VersionKind.AUTO)
+        return sorted(rows.values_list("revision", flat=True))
+
+    for i in range(1, 3):
+        editing.do_edit(band.editor, p, [create("marker", f"m{i}", time=float(i))])
+    editing.do_save_version(band.owner, p, "Verse")  # at revision 2
+    for i in range(3, 6):
+        editing.do_edit(band.editor, p, [create("marker", f"m{i}", time=float(i))])
+    assert autos() == [0, 5]  # 3 revisions after the named save, not after revision 0
+    project = Project.objects.get(id=p)
+    assert project.checkpoint_revision == 5
+    monkeypatch.setattr(editing, "CHECKPOINT_AFTER", timedelta(0))
+    editing.do_edit(band.editor, p, [create("marker", "m6", time=6.0)])
+    assert autos() == [0, 5, 6]  # the clock ran out, whatever the count
 
 
 async def test_restore_brings_back_a_version_and_undo_takes_it_back(band):
