@@ -3,9 +3,8 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from channels.layers import InMemoryChannelLayer
-
 from collab import broadcast
+from collab.layers import FanoutInMemoryChannelLayer as InMemoryChannelLayer
 
 
 async def test_an_event_sent_from_a_job_thread_wakes_a_waiting_consumer_at_once(monkeypatch):
