@@ -14,6 +14,7 @@ import tempfile
 import time
 import zipfile
 
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django_tasks import task
@@ -143,6 +144,7 @@ def _run(job: RenderJob, lease: _Lease) -> renders.RenderOutput:
             mp3_quality=job.mp3_quality or "320",
             stems_dir=stems_dir,
             master=_master(job),
+            threads=settings.ROOMTONE_RENDER_THREADS,
             progress=lease.progress,
             cancel=lease.should_stop,
         )

@@ -194,6 +194,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # connection with it.
     DATABASES["default"]["CONN_MAX_AGE"] = None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Threads one render uses for its tracks (the output is the same for any
+# number). 1 leaves the other cores to live jams and editing on a small box.
+ROOMTONE_RENDER_THREADS = env_int("ROOMTONE_RENDER_THREADS", 1, minimum=1)
 
 # --- channel layer, jobs ------------------------------------------------------
 REDIS_URL = env_url("REDIS_URL", ("redis", "rediss", "unix"))
