@@ -80,6 +80,8 @@ class _Sender:
     one after another in the order they were handed over (so a project's
     events keep their revision order), without the handing thread waiting."""
 
+    SEND_TIMEOUT_S = 10.0
+
     def __init__(self) -> None:
         self.pending: deque[tuple[Any, str, dict[str, Any]]] = deque()
         self.task: asyncio.Task[None] | None = None
@@ -87,14 +89,17 @@ class _Sender:
     def push(self, layer: Any, group: str, message: dict[str, Any]) -> None:
         # Runs on the loop (call_soon_threadsafe).
         self.pending.append((layer, group, message))
-        if self.task is None or self.task.done():
-            self.task = asyncio.get_running_loop().create_task(self._drain())
+        loop = asyncio.get_running_loop()
+        if self.task is None or self.task.done() or self.task.get_loop() is not loop:
+            self.task = loop.create_task(self._drain())
 
     async def _drain(self) -> None:
         while self.pending:
             layer, group, message = self.pending.popleft()
             try:
-                await layer.group_send(group, message)
+                # A stuck layer (Redis unreachable) must not hold up every
+                # later event for ever.
+                await asyncio.wait_for(layer.group_send(group, message), self.SEND_TIMEOUT_S)
             except Exception:
                 logger.exception("broadcast to %s failed", group)
 
@@ -107,18 +112,19 @@ def send_now(project_id: int, event: dict[str, Any]) -> None:
     if layer is None:
         return
     group, message = project_group(project_id), event_message(event)
-    loop = _off_server_loop()
-    if loop is not None:
-        # The layer's queues (in-memory) or connections (Redis) belong to the
-        # server's loop. Handing the send over without waiting keeps the
-        # database thread free for the next edit (docs/benchmarks.md).
-        loop.call_soon_threadsafe(_sender.push, layer, group, message)
-        return
     try:
-        async_to_sync(layer.group_send)(group, message)
+        loop = _off_server_loop()
+        if loop is not None:
+            # The layer's queues (in-memory) or connections (Redis) belong to
+            # the server's loop. Handing the send over without waiting keeps
+            # the database thread free for the next edit (docs/benchmarks.md).
+            loop.call_soon_threadsafe(_sender.push, layer, group, message)
+        else:
+            async_to_sync(layer.group_send)(group, message)
     except Exception:
         # A broadcast is a notification: the change is already committed and
-        # clients resync on reconnect, so a layer hiccup must not fail the write.
+        # clients resync on reconnect, so a layer hiccup (or a loop closing
+        # under us) must not fail the write.
         logger.exception("broadcast to project %s failed", project_id)
 
 

@@ -218,15 +218,18 @@ class ProjectConsumer(AsyncWebsocketConsumer):
                 msg.ops,
                 client_op_id=msg.client_op_id,
                 base_revision=msg.base_revision,
+                on_socket=True,
             )
             await self._ack(msg.client_op_id, result)
         elif isinstance(msg, m.Undo | m.Redo):
             action = editing.do_undo if isinstance(msg, m.Undo) else editing.do_redo
-            result = await database_sync_to_async(action)(user, self.project_id, msg.client_op_id)
+            result = await database_sync_to_async(action)(
+                user, self.project_id, msg.client_op_id, on_socket=True
+            )
             await self._ack(msg.client_op_id, result)
         elif isinstance(msg, m.Restore):
             result = await database_sync_to_async(editing.do_restore)(
-                user, self.project_id, msg.version, msg.client_op_id
+                user, self.project_id, msg.version, msg.client_op_id, on_socket=True
             )
             await self._ack(msg.client_op_id, result)
         elif isinstance(msg, m.SaveVersion):

@@ -167,9 +167,12 @@ if DATABASE_URL:
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": 1,
-            "max_size": env_int("ROOMTONE_DB_POOL_SIZE", 10),
+            "max_size": env_int("ROOMTONE_DB_POOL_SIZE", 10, minimum=1),
             "timeout": 20,
         }
+        # Checked on checkout: a connection the server dropped (restart, idle
+        # kill) is replaced instead of failing one request.
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
     DATABASES = {
         "default": {
@@ -190,8 +193,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # Long-lived threads (the consumers' database thread, the job worker)
     # keep their connection: opening one costs 0.5 ms of CPU, once per edit
-    # otherwise. A request's own thread ends with the request, and its
-    # connection with it.
+    # otherwise. Under ASGI every HTTP request runs on a thread of its own,
+    # so a request's connection is closed when it finishes
+    # (studio.apps.close_request_connections); left to the thread's end it
+    # would wait for the garbage collector.
     DATABASES["default"]["CONN_MAX_AGE"] = None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Threads one render uses for its tracks (the output is the same for any
