@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -362,6 +363,18 @@ def _begin(user: Any, project_id: int, client_op_id: str) -> tuple[Project, str,
     )
 
 
+@contextmanager
+def _writing(
+    user: Any, project_id: int, client_op_id: str, on_socket: bool
+) -> Iterator[tuple[Project, str, EditResult | None]]:
+    """The transaction of an edit, undo, redo or restore, with `_begin`'s
+    answer; the membership pre-check first unless a project socket asks."""
+    if not on_socket:
+        _check_member(user, project_id)
+    with transaction.atomic():
+        yield _begin(user, project_id, client_op_id)
+
+
 def _record(
     project: Project,
     user: Any,
@@ -431,10 +444,7 @@ def do_edit(
         raise _as_error(exc) from None
     if docstate.is_conversation(ops):
         kind = EditKind.COMMENT
-    if not on_socket:
-        _check_member(user, project_id)
-    with transaction.atomic():
-        project, role, done = _begin(user, project_id, client_op_id)
+    with _writing(user, project_id, client_op_id, on_socket) as (project, role, done):
         if done is not None:
             return done
         if base_revision is not None:
@@ -475,10 +485,7 @@ def do_redo(
 def _reverse(
     user: Any, project_id: int, client_op_id: str, *, redo: bool, on_socket: bool
 ) -> EditResult:
-    if not on_socket:
-        _check_member(user, project_id)
-    with transaction.atomic():
-        project, role, done = _begin(user, project_id, client_op_id)
+    with _writing(user, project_id, client_op_id, on_socket) as (project, role, done):
         if done is not None:
             return done
         if not _can_edit(role):
@@ -589,10 +596,7 @@ def do_restore(
     *,
     on_socket: bool = False,
 ) -> EditResult:
-    if not on_socket:
-        _check_member(user, project_id)
-    with transaction.atomic():
-        project, role, done = _begin(user, project_id, client_op_id)
+    with _writing(user, project_id, client_op_id, on_socket) as (project, role, done):
         if done is not None:
             return done
         if not _can_edit(role):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import numpy as np
@@ -106,8 +107,11 @@ class Client:
         return answer
 
 
-@pytest.fixture
-async def clients() -> AsyncIterator[Callable[..., Any]]:
+@asynccontextmanager
+async def jam_sockets() -> AsyncIterator[Callable[..., Any]]:
+    """`connect(user, project_id)` opens a project socket as a Client, and
+    `connect.bot(name)` makes a WebRTC bot; all are closed on the way out,
+    and the embedded jam rooms shut down."""
     opened: list[Client] = []
     bots: list[Bot] = []
 
@@ -118,8 +122,7 @@ async def clients() -> AsyncIterator[Callable[..., Any]]:
         comm.scope["user"] = user
         connected, _ = await comm.connect(timeout=5)
         assert connected
-        hello = await comm.receive_json_from(timeout=5)
-        client = Client(comm, hello)
+        client = Client(comm, await comm.receive_json_from(timeout=5))
         opened.append(client)
         return client
 
@@ -135,6 +138,12 @@ async def clients() -> AsyncIterator[Callable[..., Any]]:
     for client in opened:
         await client.comm.disconnect()
     await jamhost.shutdown_embedded()
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[Callable[..., Any]]:
+    async with jam_sockets() as connect:
+        yield connect
 
 
 def room_of(project_id: int) -> Any:

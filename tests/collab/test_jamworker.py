@@ -25,12 +25,11 @@ from asgiref.sync import sync_to_async
 from channels.layers import channel_layers, get_channel_layer
 from django.contrib.auth import get_user_model
 
-from audio.jam.bot import Bot
 from collab import jamhost
 from studio import actions
 from tests.conftest import port_open, require_service
 
-from .test_jam_signalling import Client, level_db, tone
+from .test_jam_signalling import jam_sockets, level_db, tone
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.slow]
 
@@ -120,37 +119,8 @@ def workers(redis: str, settings: Any, tmp_path: Path) -> Iterator[list[subproce
 
 @pytest.fixture
 async def sockets() -> AsyncIterator[Any]:
-    from channels.routing import URLRouter
-    from channels.testing import WebsocketCommunicator
-
-    from collab.routing import websocket_urlpatterns
-
-    opened: list[Client] = []
-    bots: list[Bot] = []
-
-    async def connect(user: Any, project_id: int) -> Client:
-        comm = WebsocketCommunicator(
-            URLRouter(websocket_urlpatterns), f"/ws/projects/{project_id}/"
-        )
-        comm.scope["user"] = user
-        connected, _ = await comm.connect(timeout=5)
-        assert connected
-        client = Client(comm, await comm.receive_json_from(timeout=5))
-        opened.append(client)
-        return client
-
-    def bot(name: str, **kwargs: Any) -> Bot:
-        b = Bot(name, **kwargs)
-        bots.append(b)
-        return b
-
-    connect.bot = bot  # type: ignore[attr-defined]
-    yield connect
-    for b in bots:
-        await b.close()
-    for client in opened:
-        await client.comm.disconnect()
-    await jamhost.shutdown_embedded()
+    async with jam_sockets() as connect:
+        yield connect
     await jamhost.claims().close()
     layer = get_channel_layer()
     if layer is not None and hasattr(layer, "flush"):
