@@ -217,7 +217,7 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "collab.layers.FanoutInMemoryChannelLayer",
+            "BACKEND": "collab.broadcast.FanoutInMemoryChannelLayer",
             # The defaults (100 queued messages per connection, group
             # membership dropped after 24 h) silently cut off a slow client or
             # a tab left open overnight; clients resync after a gap, but only

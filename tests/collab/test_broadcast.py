@@ -4,7 +4,7 @@ import asyncio
 import threading
 
 from collab import broadcast
-from collab.layers import FanoutInMemoryChannelLayer as InMemoryChannelLayer
+from collab.broadcast import FanoutInMemoryChannelLayer as InMemoryChannelLayer
 
 
 async def test_an_event_sent_from_a_job_thread_wakes_a_waiting_consumer_at_once(monkeypatch):

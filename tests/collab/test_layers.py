@@ -1,13 +1,12 @@
 """The embedded channel layer keeps channels' in-memory semantics while
-fanning out cheaply (collab.layers)."""
+fanning out cheaply (collab.broadcast.FanoutInMemoryChannelLayer)."""
 
 from __future__ import annotations
 
 import pytest
 from channels.exceptions import ChannelFull
 
-from collab.broadcast import event_message
-from collab.layers import FanoutInMemoryChannelLayer
+from collab.broadcast import FanoutInMemoryChannelLayer, event_message
 
 
 async def test_a_group_send_reaches_every_member_in_order_and_skips_a_full_one():
