@@ -203,6 +203,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # number). 1 leaves the other cores to live jams and editing on a small box.
 ROOMTONE_RENDER_THREADS = env_int("ROOMTONE_RENDER_THREADS", 1, minimum=1)
 
+# How long a Python thread may hold the GIL while another waits for it. The
+# server's event loop (every socket's frames) shares the GIL with the database
+# thread and job threads; at CPython's default of 5 ms a delivery waited up to
+# 5 ms behind each slice of an edit's ORM work, and co-editing p99 at 200
+# edits/s was 47-91 ms against 12-17 ms at 1 ms (docs/benchmarks.md).
+ROOMTONE_GIL_SWITCH_MS = env_float("ROOMTONE_GIL_SWITCH_MS", 1.0, minimum=0.1)
+
 # --- channel layer, jobs ------------------------------------------------------
 REDIS_URL = env_url("REDIS_URL", ("redis", "rediss", "unix"))
 if REDIS_URL:

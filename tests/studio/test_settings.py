@@ -35,3 +35,20 @@ def test_environment_values_parse(monkeypatch):
     assert s.env_list("X_INT", []) == ["a", "b", "c"]
     monkeypatch.delenv("X_INT")
     assert s.env_float("X_INT", 2.5) == 2.5
+
+
+def test_server_process_takes_the_gil_switch_interval(settings):
+    import sys
+
+    from studio import asgi
+
+    before = sys.getswitchinterval()
+    try:
+        settings.ROOMTONE_GIL_SWITCH_MS = 2.5
+        asgi._share_the_gil()
+        assert sys.getswitchinterval() == pytest.approx(0.0025)
+        settings.ROOMTONE_GIL_SWITCH_MS = 1.0
+        asgi._share_the_gil()
+        assert sys.getswitchinterval() == pytest.approx(0.001)
+    finally:
+        sys.setswitchinterval(before)
