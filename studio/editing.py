@@ -22,7 +22,7 @@ from django.utils import timezone
 from audio.engine.effects import EFFECT_TYPES, effect_defaults
 from collab.broadcast import send_on_commit
 
-from . import docstate
+from . import docstate, rowsql
 from .docstate import PROJECT_ID, Context, Op, OpDict, OpError, State, StemInfo
 from .errors import NotFound, StudioError
 from .models import (
@@ -230,7 +230,7 @@ def _fetch(project: Project, state: State, want: dict[str, set[str]]) -> None:
         if not ids:
             continue
         model, to_props = _ROWS[kind]
-        for row in model._default_manager.filter(project=project, uid__in=ids):
+        for row in rowsql.by_uids(model, project.pk, sorted(ids)):
             state[kind][row.uid] = to_props(row)  # type: ignore[attr-defined]
 
 
@@ -243,17 +243,16 @@ def _persist(project: Project, state: State, applied: list[OpDict]) -> list[str]
             project_fields += _set_project_columns(project, op["props"])
             continue
         model = _ROWS[kind][0]
-        rows = model._default_manager.filter(project=project, uid=op["id"])
         if op["op"] == "create":
-            model._default_manager.create(
-                project=project, uid=op["id"], **_columns(kind, op["props"])
-            )
+            rowsql.insert(model(project=project, uid=op["id"], **_columns(kind, op["props"])))
         elif op["op"] == "delete":
-            rows.delete()
+            model._default_manager.filter(project=project, uid=op["id"]).delete()
         elif op["id"] in state[kind]:
             # Effect params merge, so write the merged value, not just the keys sent.
             now = state[kind][op["id"]]
-            rows.update(**_columns(kind, {k: now[k] for k in op["props"]}))
+            rowsql.update_by_uid(
+                model, project.pk, op["id"], _columns(kind, {k: now[k] for k in op["props"]})
+            )
     return project_fields
 
 
@@ -336,14 +335,10 @@ def _begin(user: Any, project_id: int, client_op_id: str) -> tuple[Project, str,
     """
     if not getattr(user, "is_authenticated", False):
         raise NotFound("project not found")
-    qn = connection.ops.quote_name
-    lock = f"SELECT * FROM {qn(Project._meta.db_table)} WHERE {qn('id')} = %s"
-    if connection.features.has_select_for_update:
-        lock += " FOR UPDATE"
-    # (SQLite: the transaction holds the write lock from BEGIN IMMEDIATE.)
-    rows = list(Project.objects.raw(lock, [project_id]))
-    if not rows:
+    project = rowsql.lock_by_pk(Project, project_id)
+    if project is None:
         raise NotFound("project not found")
+    qn = connection.ops.quote_name
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT (SELECT {qn('role')} FROM {qn(Membership._meta.db_table)}"
@@ -357,7 +352,7 @@ def _begin(user: Any, project_id: int, client_op_id: str) -> tuple[Project, str,
     if role is None:
         raise NotFound("project not found")
     return (
-        rows[0],
+        project,
         str(role),
         None if done is None else EditResult(revision=int(done), duplicate=True),
     )
@@ -391,18 +386,20 @@ def _record(
     if kind != EditKind.COMMENT and _checkpoint_due(project):
         _add_version(project, VersionKind.AUTO)
         fields += CHECKPOINT_FIELDS
-    project.save(update_fields=fields)
+    rowsql.save_fields(project, fields)
     user_name = user.get_username()
-    Edit.objects.create(
-        project=project,
-        revision=project.revision,
-        user=user,
-        user_name=user_name,
-        client_op_id=client_op_id,
-        kind=kind,
-        ops=applied,
-        inverse=inverse,
-        reverses=reverses,
+    rowsql.insert(
+        Edit(
+            project=project,
+            revision=project.revision,
+            user=user,
+            user_name=user_name,
+            client_op_id=client_op_id,
+            kind=kind,
+            ops=applied,
+            inverse=inverse,
+            reverses=reverses,
+        )
     )
     event = edit_event(project.revision, kind, client_op_id, user.pk, user_name, applied)
     send_on_commit(project.id, event)
