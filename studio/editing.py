@@ -234,8 +234,10 @@ def _fetch(project: Project, state: State, want: dict[str, set[str]]) -> None:
             state[kind][row.uid] = to_props(row)  # type: ignore[attr-defined]
 
 
-def _persist(project: Project, state: State, applied: list[OpDict]) -> list[str]:
-    """Write applied ops to the rows; returns the project fields changed."""
+def _persist(
+    project: Project, state: State, applied: list[OpDict], writes: rowsql.Writes
+) -> list[str]:
+    """Write applied ops to the rows, in op order; returns the project fields changed."""
     project_fields: list[str] = []
     for op in applied:
         kind = op["kind"]
@@ -244,13 +246,14 @@ def _persist(project: Project, state: State, applied: list[OpDict]) -> list[str]
             continue
         model = _ROWS[kind][0]
         if op["op"] == "create":
-            rowsql.insert(model(project=project, uid=op["id"], **_columns(kind, op["props"])))
+            writes.insert(model(project=project, uid=op["id"], **_columns(kind, op["props"])))
         elif op["op"] == "delete":
+            writes.flush()
             model._default_manager.filter(project=project, uid=op["id"]).delete()
         elif op["id"] in state[kind]:
             # Effect params merge, so write the merged value, not just the keys sent.
             now = state[kind][op["id"]]
-            rowsql.update_by_uid(
+            writes.update_by_uid(
                 model, project.pk, op["id"], _columns(kind, {k: now[k] for k in op["props"]})
             )
     return project_fields
@@ -380,15 +383,17 @@ def _record(
     client_op_id: str,
     reverses: Edit | None = None,
 ) -> int:
-    project_fields = _persist(project, state, applied)
+    writes = rowsql.Writes()
+    project_fields = _persist(project, state, applied, writes)
     project.revision += 1
     fields = ["revision", "updated_at", *project_fields]
     if kind != EditKind.COMMENT and _checkpoint_due(project):
+        writes.flush()  # the checkpoint reads the document as it now is
         _add_version(project, VersionKind.AUTO)
         fields += CHECKPOINT_FIELDS
-    rowsql.save_fields(project, fields)
+    writes.save_fields(project, fields)
     user_name = user.get_username()
-    rowsql.insert(
+    writes.insert(
         Edit(
             project=project,
             revision=project.revision,
@@ -401,6 +406,7 @@ def _record(
             reverses=reverses,
         )
     )
+    writes.flush()
     event = edit_event(project.revision, kind, client_op_id, user.pk, user_name, applied)
     send_on_commit(project.id, event)
     if project_fields:

@@ -97,39 +97,6 @@ def _field(model: type[Model], name: str) -> Field[Any, Any]:
     return field
 
 
-def update_by_uid(model: type[Model], project_id: int, uid: str, values: dict[str, Any]) -> None:
-    """UPDATE one row of the project by uid; `values` by field name or attname."""
-    if not values:
-        return
-    fields = [_field(model, name) for name in values]
-    sets = ", ".join(f"{_q(f.column)} = %s" for f in fields)
-    params = [
-        f.get_db_prep_save(v, connection) for f, v in zip(fields, values.values(), strict=True)
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {_q(model._meta.db_table)} SET {sets}"
-            f" WHERE {_q('project_id')} = %s AND {_q('uid')} = %s",
-            [*params, project_id, uid],
-        )
-
-
-def save_fields(obj: Model, names: Iterable[str]) -> None:
-    """`obj.save(update_fields=names)`: auto_now fields take the time here."""
-    model = type(obj)
-    fields = [_field(model, name) for name in dict.fromkeys(names)]
-    params = [f.get_db_prep_save(f.pre_save(obj, False), connection) for f in fields]
-    pk = model._meta.pk
-    assert pk is not None
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {_q(model._meta.db_table)} SET "
-            + ", ".join(f"{_q(f.column)} = %s" for f in fields)
-            + f" WHERE {_q(pk.column)} = %s",
-            [*params, pk.get_db_prep_value(obj.pk, connection)],
-        )
-
-
 @cache
 def _insert_sql(model: type[Model], vendor: str) -> tuple[str, list[Field[Any, Any]]]:
     pk = model._meta.pk
@@ -142,10 +109,76 @@ def _insert_sql(model: type[Model], vendor: str) -> tuple[str, list[Field[Any, A
     return sql, fields
 
 
-def insert(obj: Model) -> None:
-    """INSERT a new row for `obj` (auto primary key; `obj.pk` stays unset):
-    defaults and auto_now_add as `save()` gives them."""
-    sql, fields = _insert_sql(type(obj), connection.vendor)
-    params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+def _one_round_trip() -> bool:
+    """Several statements in one execute: PostgreSQL through psycopg's
+    client-side binding cursor (Django's default); not SQLite's driver."""
+    options = connection.settings_dict.get("OPTIONS", {})
+    return connection.vendor == "postgresql" and not options.get("server_side_binding")
+
+
+class Writes:
+    """The write statements of an edit, run together by `flush()`: in one
+    round trip on PostgreSQL, where each round trip to a server sharing the
+    machine's cores waits to be scheduled (docs/benchmarks.md, co-editing),
+    and one by one elsewhere. They run in the order they were added; flush
+    before anything that reads what they write, or writes through the ORM."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[str, list[Any]]] = []
+
+    def update_by_uid(
+        self, model: type[Model], project_id: int, uid: str, values: dict[str, Any]
+    ) -> None:
+        """UPDATE one row of the project by uid; `values` by field name or attname."""
+        if not values:
+            return
+        fields = [_field(model, name) for name in values]
+        params = [
+            f.get_db_prep_save(v, connection) for f, v in zip(fields, values.values(), strict=True)
+        ]
+        self._pending.append(
+            (
+                f"UPDATE {_q(model._meta.db_table)} SET "
+                + ", ".join(f"{_q(f.column)} = %s" for f in fields)
+                + f" WHERE {_q('project_id')} = %s AND {_q('uid')} = %s",
+                [*params, project_id, uid],
+            )
+        )
+
+    def save_fields(self, obj: Model, names: Iterable[str]) -> None:
+        """`obj.save(update_fields=names)`: auto_now fields take the time now."""
+        model = type(obj)
+        fields = [_field(model, name) for name in dict.fromkeys(names)]
+        params = [f.get_db_prep_save(f.pre_save(obj, False), connection) for f in fields]
+        pk = model._meta.pk
+        assert pk is not None
+        self._pending.append(
+            (
+                f"UPDATE {_q(model._meta.db_table)} SET "
+                + ", ".join(f"{_q(f.column)} = %s" for f in fields)
+                + f" WHERE {_q(pk.column)} = %s",
+                [*params, pk.get_db_prep_value(obj.pk, connection)],
+            )
+        )
+
+    def insert(self, obj: Model) -> None:
+        """INSERT a new row for `obj` (auto primary key; `obj.pk` stays unset):
+        defaults and auto_now_add as `save()` gives them."""
+        sql, fields = _insert_sql(type(obj), connection.vendor)
+        self._pending.append(
+            (sql, [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields])
+        )
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        with connection.cursor() as cursor:
+            if len(pending) > 1 and _one_round_trip():
+                cursor.execute(
+                    "; ".join(sql for sql, _ in pending),
+                    [param for _, params in pending for param in params],
+                )
+            else:
+                for sql, params in pending:
+                    cursor.execute(sql, params)

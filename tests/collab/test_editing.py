@@ -1061,3 +1061,49 @@ def test_the_sample_rate_cannot_drop_below_what_an_effect_needs(band):
     assert response.status_code == 200
     document = rest(band.viewer).get(f"/api/projects/{p}/document").json()["document"]
     assert parse_document(document).sample_rate == 44100
+
+
+def test_an_edit_writes_its_rows_in_one_round_trip_on_postgresql(band):
+    """studio.rowsql.Writes: the row updates, the revision bump and the op-log
+    row go to PostgreSQL as one execute; SQLite runs them one by one. Either
+    way the rows are what the ORM reads back."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from studio.models import DocTrack, Edit
+
+    p = band.project.id
+    editing.do_edit(band.editor, p, [create("track", "t1", name="Keys", order="a")])
+    with CaptureQueriesContext(connection) as captured:
+        result = editing.do_edit(
+            band.editor,
+            p,
+            [set_("track", "t1", gain_db=-4.5, mute=True)],
+            client_op_id="w1",
+            on_socket=True,
+        )
+    writes = [
+        q["sql"]
+        for q in captured.captured_queries
+        if q["sql"].lstrip().startswith(("UPDATE", "INSERT"))
+    ]
+    if connection.vendor == "postgresql":
+        assert len(writes) == 1
+        assert writes[0].count("UPDATE") == 2 and writes[0].count("INSERT INTO") == 1
+    else:
+        assert len(writes) == 3
+    track = DocTrack.objects.get(project_id=p, uid="t1")
+    assert (track.gain_db, track.mute, track.name) == (-4.5, True, "Keys")
+    project = Project.objects.get(id=p)
+    assert project.revision == result.revision
+    row = Edit.objects.get(project_id=p, revision=result.revision)
+    assert (row.client_op_id, row.user_id, row.user_name) == (
+        "w1",
+        band.editor.pk,
+        band.editor.username,
+    )
+    assert row.ops == [
+        {"op": "set", "kind": "track", "id": "t1", "props": {"gain_db": -4.5, "mute": True}}
+    ]
+    assert row.inverse[0]["props"] == {"gain_db": 0.0, "mute": False}
+    assert abs(project.updated_at - row.created_at) < timedelta(seconds=5)
