@@ -52,3 +52,15 @@ def test_server_process_takes_the_gil_switch_interval(settings):
         assert sys.getswitchinterval() == pytest.approx(0.001)
     finally:
         sys.setswitchinterval(before)
+
+
+def test_server_start_up_objects_are_left_out_of_full_collections():
+    import gc
+
+    from studio import asgi
+
+    # Importing the server module froze what start-up had built.
+    frozen = gc.get_freeze_count()
+    assert frozen > 10_000
+    asgi._settle_the_heap()
+    assert gc.get_freeze_count() >= frozen
