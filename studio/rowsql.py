@@ -14,6 +14,7 @@ They send no model signals; the models they are used on have no receivers.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import Any, TypeVar
@@ -59,13 +60,20 @@ class _Reader:
         return out
 
 
-@cache
-def _reader(model: type[Model], vendor: str) -> _Reader:
-    return _Reader(model)
+# Per thread: a reader's converters are bound to the connection (each thread
+# has its own) that built them.
+_readers = threading.local()
 
 
 def _reading(model: type[M]) -> _Reader:
-    return _reader(model, connection.vendor)
+    readers: dict[tuple[type[Model], str], _Reader] | None = getattr(_readers, "cache", None)
+    if readers is None:
+        readers = _readers.cache = {}
+    key = (model, connection.vendor)
+    reader = readers.get(key)
+    if reader is None:
+        reader = readers[key] = _Reader(model)
+    return reader
 
 
 def lock_by_pk(model: type[M], pk: Any) -> M | None:
@@ -113,7 +121,7 @@ def _one_round_trip() -> bool:
     """Several statements in one execute: PostgreSQL through psycopg's
     client-side binding cursor (Django's default); not SQLite's driver."""
     options = connection.settings_dict.get("OPTIONS", {})
-    return connection.vendor == "postgresql" and not options.get("server_side_binding")
+    return connection.vendor == "postgresql" and options.get("server_side_binding") is not True
 
 
 class Writes:

@@ -63,3 +63,43 @@ def test_a_failing_handler_ends_the_loop_with_its_error():
         return [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
 
     assert asyncio.run(main()) == []
+
+
+def test_nothing_is_dispatched_after_the_socket_closed():
+    """A layer message held while the disconnect handler runs (it waits on the
+    database thread) must not be handled after it: a newcomer's presence
+    answered after our presence.leave would leave a ghost in their list."""
+
+    async def main():
+        socket, layer = asyncio.Queue(), asyncio.Queue()
+        handled = []
+
+        async def dispatch(message):
+            if message["type"] == "websocket.disconnect":
+                layer.put_nowait({"type": "presence", "n": 1})
+                await asyncio.sleep(0.01)  # the hop to the database thread
+                raise StopConsumer
+            handled.append(message["type"])
+
+        socket.put_nowait({"type": "websocket.disconnect"})
+        with pytest.raises(StopConsumer):
+            await asyncio.wait_for(dispatch_in_turn([socket.get, layer.get], dispatch), 10)
+        return handled
+
+    assert asyncio.run(main()) == []
+
+
+def test_a_source_that_ends_ends_the_loop():
+    async def main():
+        socket = asyncio.Queue()
+
+        async def gone():
+            raise asyncio.CancelledError
+
+        async def dispatch(message):
+            pass
+
+        await asyncio.wait_for(dispatch_in_turn([socket.get, gone], dispatch), 10)
+        return True
+
+    assert asyncio.run(main())

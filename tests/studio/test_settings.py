@@ -13,6 +13,8 @@ from studio import settings as s
         (lambda: s.env_int("X_INT", 1, minimum=5), "2", "X_INT must be at least 5"),
         (lambda: s.env_bool("X_INT"), "maybe", "X_INT must be a boolean"),
         (lambda: s.env_float("X_INT", 1.0), "loud", "X_INT must be a number"),
+        (lambda: s.env_float("X_INT", 1.0), "nan", "X_INT must be a finite number"),
+        (lambda: s.env_float("X_INT", 1.0, minimum=0.1), "inf", "X_INT must be a finite number"),
         (
             lambda: s.env_url("X_INT", ("redis",)),
             "http://x",
