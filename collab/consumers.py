@@ -13,6 +13,7 @@ import contextlib
 import functools
 import json
 import logging
+import random
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -43,8 +44,16 @@ EPHEMERAL_PER_S = 20.0
 # Resyncs read the whole log or document: a client needs one now and then.
 SYNC_PER_S, SYNC_BURST = 2.0, 10.0
 # Membership is re-read at least this often, in case a `members.changed`
-# event was lost (the channel layer delivers at most once).
+# event was lost (the channel layer delivers at most once). Each socket picks
+# its own time within the second half of that interval: sockets that connected
+# together (a server restart, a benchmark) would otherwise all queue their
+# database read on the same thread in the same moment, every interval.
 RECHECK_EVERY_S = 30.0
+
+
+def _recheck_delay() -> float:
+    return RECHECK_EVERY_S * random.uniform(0.5, 1.0)
+
 
 PALETTE = (
     "#e4572e",
@@ -178,7 +187,7 @@ class ProjectConsumer(AsyncWebsocketConsumer):
         self.presence_bucket = TokenBucket(EPHEMERAL_PER_S, EPHEMERAL_PER_S)
         self.syncs = TokenBucket(SYNC_PER_S, SYNC_BURST)
         self.limited_until = 0.0
-        self.checked_at = time.monotonic()
+        self.recheck_at = time.monotonic() + _recheck_delay()
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self.send_json(
@@ -375,12 +384,12 @@ class ProjectConsumer(AsyncWebsocketConsumer):
 
     async def _recheck(self) -> bool:
         """Re-read membership now and then; False (and closed) if it is gone."""
-        if not hasattr(self, "checked_at"):
+        if not hasattr(self, "recheck_at"):
             return False  # never joined (refused at connect)
         now = time.monotonic()
-        if now - self.checked_at < RECHECK_EVERY_S:
+        if now < self.recheck_at:
             return True
-        self.checked_at = now
+        self.recheck_at = now + _recheck_delay()
         if await self._still_member():
             return True
         await self.close(code=CLOSE_NOT_ALLOWED)

@@ -1107,3 +1107,29 @@ def test_an_edit_writes_its_rows_in_one_round_trip_on_postgresql(band):
     ]
     assert row.inverse[0]["props"] == {"gain_db": 0.0, "mute": False}
     assert abs(project.updated_at - row.created_at) < timedelta(seconds=5)
+
+
+async def test_a_removed_member_is_found_out_by_the_periodic_recheck(band, clock):
+    """Membership is re-read within RECHECK_EVERY_S even when the
+    members.changed event never arrives; each socket picks its own moment in
+    the second half of the interval, so sockets that connected together do not
+    all hit the database at once."""
+    from studio.models import Membership
+
+    await rig(band)
+    eddie = await follow(band.editor, band.project.id)
+    # Removed behind the server's back: no event tells the socket.
+    await sync_to_async(Membership.objects.filter(project=band.project, user=band.editor).delete)()
+    clock.now += consumers.RECHECK_EVERY_S * 0.5 - 0.1
+    assert await eddie.ping() == []  # not yet re-read: still served
+    clock.now += consumers.RECHECK_EVERY_S * 0.5 + 0.2
+    await eddie.send({"type": "ping", "id": 7})
+    closed = await eddie.comm.receive_output(timeout=5)
+    assert closed == {"type": "websocket.close", "code": consumers.CLOSE_NOT_ALLOWED}
+
+
+def test_recheck_moments_spread_over_the_second_half_of_the_interval():
+    delays = [consumers._recheck_delay() for _ in range(200)]
+    assert min(delays) >= consumers.RECHECK_EVERY_S * 0.5
+    assert max(delays) <= consumers.RECHECK_EVERY_S
+    assert max(delays) - min(delays) > consumers.RECHECK_EVERY_S * 0.25
