@@ -15,15 +15,19 @@ import json
 import logging
 import random
 import secrets
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
+from channels.db import DatabaseSyncToAsync, database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import connection
 
 from studio import actions, docstate, editing
 from studio.errors import StudioError
@@ -89,6 +93,31 @@ class TokenBucket:
             return False
         self.tokens -= 1.0
         return True
+
+
+_project_threads: list[ThreadPoolExecutor] = []
+_project_threads_lock = threading.Lock()
+
+
+def on_project_thread(project_id: int, func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """`func` as a coroutine on the database thread that serves this project.
+
+    channels runs every database call of a process on one shared thread, so
+    one project's edit waited for every other project's round trips to the
+    database. On PostgreSQL, projects are spread over
+    `settings.ROOMTONE_EDIT_THREADS` threads by id: each project's writes stay
+    on one thread, in order (its broadcasts keep revision order), while other
+    projects' writes wait on the database at the same time. SQLite takes one
+    writer at a time, so there everything stays on channels' thread."""
+    if connection.vendor != "postgresql" or settings.ROOMTONE_EDIT_THREADS <= 1:
+        return database_sync_to_async(func)  # type: ignore[no-any-return]
+    with _project_threads_lock:
+        while len(_project_threads) < settings.ROOMTONE_EDIT_THREADS:
+            _project_threads.append(
+                ThreadPoolExecutor(1, thread_name_prefix=f"project-db-{len(_project_threads)}")
+            )
+    executor = _project_threads[project_id % settings.ROOMTONE_EDIT_THREADS]
+    return DatabaseSyncToAsync(func, thread_sensitive=False, executor=executor)  # type: ignore[no-any-return]
 
 
 async def dispatch_in_turn(
@@ -278,12 +307,12 @@ class ProjectConsumer(AsyncWebsocketConsumer):
                     f"at most {SYNC_PER_S:g} syncs a second: wait, then sync once",
                 )
                 return
-            reply = await database_sync_to_async(editing.sync_reply)(
+            reply = await on_project_thread(self.project_id, editing.sync_reply)(
                 user, self.project_id, msg.since
             )
             await self.send_json(reply)
         elif isinstance(msg, m.EditMessage):
-            result = await database_sync_to_async(editing.do_edit)(
+            result = await on_project_thread(self.project_id, editing.do_edit)(
                 user,
                 self.project_id,
                 msg.ops,
@@ -294,17 +323,17 @@ class ProjectConsumer(AsyncWebsocketConsumer):
             await self._ack(msg.client_op_id, result)
         elif isinstance(msg, m.Undo | m.Redo):
             action = editing.do_undo if isinstance(msg, m.Undo) else editing.do_redo
-            result = await database_sync_to_async(action)(
+            result = await on_project_thread(self.project_id, action)(
                 user, self.project_id, msg.client_op_id, on_socket=True
             )
             await self._ack(msg.client_op_id, result)
         elif isinstance(msg, m.Restore):
-            result = await database_sync_to_async(editing.do_restore)(
+            result = await on_project_thread(self.project_id, editing.do_restore)(
                 user, self.project_id, msg.version, msg.client_op_id, on_socket=True
             )
             await self._ack(msg.client_op_id, result)
         elif isinstance(msg, m.SaveVersion):
-            version = await database_sync_to_async(editing.do_save_version)(
+            version = await on_project_thread(self.project_id, editing.do_save_version)(
                 user, self.project_id, msg.name
             )
             await self.send_json(

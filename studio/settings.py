@@ -206,6 +206,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # number). 1 leaves the other cores to live jams and editing on a small box.
 ROOMTONE_RENDER_THREADS = env_int("ROOMTONE_RENDER_THREADS", 1, minimum=1)
 
+# PostgreSQL: database threads per server process for project sockets' edits;
+# projects are spread over them by id, each project's on one thread (SQLite:
+# one, it takes one writer at a time). collab.consumers.on_project_thread.
+ROOMTONE_EDIT_THREADS = env_int("ROOMTONE_EDIT_THREADS", 3, minimum=1)
 # How long a Python thread may hold the GIL while another waits for it. The
 # server's event loop (every socket's frames) shares the GIL with the database
 # thread and job threads; at CPython's default of 5 ms a delivery waited up to
