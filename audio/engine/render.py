@@ -251,7 +251,11 @@ def _render_track(plan: _TrackPlan, start: int, frames: int, rate: int) -> Audio
             env = _envelope(clip, begin, stop)
             # A mono clip broadcasts onto both channels of a stereo track at unity.
             span = data[:, begin - lo : stop - lo]
-            buf[:, begin + clip.start - start : stop + clip.start - start] += span * env
+            target = buf[:, begin + clip.start - start : stop + clip.start - start]
+            if isinstance(env, float) and env == 1.0:
+                target += span  # x * 1.0 is x: the same sum without the temporary
+            else:
+                target += span * env
         if b == clip.end:
             clip.reader.close()
             clip.reader = None
