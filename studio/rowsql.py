@@ -49,7 +49,9 @@ class _Reader:
     def rows(self, where: str, params: Sequence[Any]) -> list[Any]:
         with connection.cursor() as cursor:
             cursor.execute(f"{self.head} WHERE {where}", params)
-            fetched = cursor.fetchall()
+            return self.instances(cursor.fetchall())
+
+    def instances(self, fetched: Sequence[Sequence[Any]]) -> list[Any]:
         out = []
         for values in fetched:
             values = list(values)
@@ -76,16 +78,38 @@ def _reading(model: type[M]) -> _Reader:
     return reader
 
 
-def lock_by_pk(model: type[M], pk: Any) -> M | None:
-    """The row, locked until the transaction ends (FOR UPDATE where the
-    database has it; SQLite's BEGIN IMMEDIATE already holds the write lock)."""
+def _lock_where(model: type[Model]) -> str:
     key = model._meta.pk
     assert key is not None
     where = f"{_q(key.column)} = %s"
     if connection.features.has_select_for_update:
         where += " FOR UPDATE"
-    rows = _reading(model).rows(where, [pk])
-    return rows[0] if rows else None
+    return where
+
+
+def lock_then_read(
+    model: type[M], pk: Any, sql: str, params: Sequence[Any]
+) -> tuple[M | None, Any]:
+    """The row, locked until the transaction ends (FOR UPDATE where the
+    database has it; SQLite's BEGIN IMMEDIATE already holds the write lock),
+    then the first row of `sql`, a statement that runs once the lock is held: in READ COMMITTED each statement takes its own snapshot,
+    so it sees what the writer it waited for committed (one statement doing
+    both would not). On PostgreSQL the two go in one round trip, which also
+    shortens how long the lock is held."""
+    reader = _reading(model)
+    lock = f"{reader.head} WHERE {_lock_where(model)}"
+    with connection.cursor() as cursor:
+        if _one_round_trip():
+            cursor.execute(f"{lock}; {sql}", [pk, *params])
+            locked = cursor.fetchall()
+            cursor.nextset()
+        else:
+            cursor.execute(lock, [pk])
+            locked = cursor.fetchall()
+            cursor.execute(sql, params)
+        after = cursor.fetchone()
+    rows = reader.instances(locked)
+    return (rows[0] if rows else None), after
 
 
 def by_uids(model: type[M], project_id: int, uids: Iterable[str]) -> list[M]:
