@@ -26,8 +26,6 @@ from channels.db import DatabaseSyncToAsync, database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
-from django.conf import settings
-from django.db import connection
 
 from studio import actions, docstate, editing
 from studio.errors import StudioError
@@ -104,19 +102,20 @@ def on_project_thread(project_id: int, func: Callable[..., Any]) -> Callable[...
 
     channels runs every database call of a process on one shared thread, so
     one project's edit waited for every other project's round trips to the
-    database. On PostgreSQL, projects are spread over
-    `settings.ROOMTONE_EDIT_THREADS` threads by id: each project's writes stay
-    on one thread, in order (its broadcasts keep revision order), while other
-    projects' writes wait on the database at the same time. SQLite takes one
-    writer at a time, so there everything stays on channels' thread."""
-    if connection.vendor != "postgresql" or settings.ROOMTONE_EDIT_THREADS <= 1:
+    database. Projects are spread over `editing.writer_threads()` threads by
+    id (several on PostgreSQL, one on SQLite, where everything stays on
+    channels' thread): each project's writes stay on one thread, in order (its
+    broadcasts keep revision order), while other projects' writes wait on the
+    database at the same time."""
+    threads = editing.writer_threads()
+    if threads <= 1:
         return database_sync_to_async(func)  # type: ignore[no-any-return]
     with _project_threads_lock:
-        while len(_project_threads) < settings.ROOMTONE_EDIT_THREADS:
+        while len(_project_threads) < threads:
             _project_threads.append(
                 ThreadPoolExecutor(1, thread_name_prefix=f"project-db-{len(_project_threads)}")
             )
-    executor = _project_threads[project_id % settings.ROOMTONE_EDIT_THREADS]
+    executor = _project_threads[project_id % threads]
     return DatabaseSyncToAsync(func, thread_sensitive=False, executor=executor)  # type: ignore[no-any-return]
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
@@ -257,6 +258,15 @@ def _persist(
                 model, project.pk, op["id"], _columns(kind, {k: now[k] for k in op["props"]})
             )
     return project_fields
+
+
+def writer_threads() -> int:
+    """How many database threads may write edits of different projects at the
+    same time (collab.consumers.on_project_thread): settings.ROOMTONE_EDIT_THREADS
+    on PostgreSQL, one on SQLite, which takes one writer at a time."""
+    if connection.vendor != "postgresql":
+        return 1
+    return int(settings.ROOMTONE_EDIT_THREADS)
 
 
 # --- committing -----------------------------------------------------------------------
