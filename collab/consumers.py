@@ -21,8 +21,9 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from asgiref.sync import SyncToAsync
 from channels.consumer import get_handler_name
-from channels.db import DatabaseSyncToAsync, database_sync_to_async
+from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
@@ -116,7 +117,9 @@ def on_project_thread(project_id: int, func: Callable[..., Any]) -> Callable[...
                 ThreadPoolExecutor(1, thread_name_prefix=f"project-db-{len(_project_threads)}")
             )
     executor = _project_threads[project_id % threads]
-    return DatabaseSyncToAsync(func, thread_sensitive=False, executor=executor)  # type: ignore[no-any-return]
+    # Not channels' DatabaseSyncToAsync, which gives the connection back to
+    # the pool around every call: these threads keep theirs.
+    return SyncToAsync(editing.on_writer_thread(func), thread_sensitive=False, executor=executor)
 
 
 async def dispatch_in_turn(

@@ -8,15 +8,17 @@ to the op log, and broadcast after commit (docs/protocol.md §3–5).
 from __future__ import annotations
 
 import copy
+import functools
+import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Model
 from django.utils import timezone
 
@@ -44,6 +46,8 @@ from .models import (
     VersionKind,
 )
 from .payloads import project_payload
+
+T = TypeVar("T")
 
 # A client this far behind gets a snapshot instead of the edits it missed, and
 # may not base new edits on what it has.
@@ -185,10 +189,8 @@ def full_state(project: Project, *, comments: bool = True) -> State:
     return state
 
 
-def _load(project: Project, ops: list[Op]) -> State:
-    """The objects `ops` touch or refer to, enough to validate them."""
-    state = docstate.empty_state()
-    state["project"][PROJECT_ID] = _project_props(project)
+def _wanted(ops: list[Op]) -> dict[str, set[str]]:
+    """The objects `ops` touch or name, by kind."""
     want: dict[str, set[str]] = defaultdict(set)
     for op in ops:
         if op.kind != "project":
@@ -197,7 +199,21 @@ def _load(project: Project, ops: list[Op]) -> State:
             ref = op.props.get(key)
             if isinstance(ref, str):
                 want[kind].add(ref)
-    _fetch(project, state, want)
+    return want
+
+
+def _load(project: Project, ops: list[Op], fetched: dict[str, list[Any]] | None = None) -> State:
+    """The objects `ops` touch or refer to, enough to validate them.
+    `fetched`: the rows of `_wanted(ops)`, when they were read already."""
+    state = docstate.empty_state()
+    state["project"][PROJECT_ID] = _project_props(project)
+    if fetched is None:
+        _fetch(project, state, _wanted(ops))
+    else:
+        for kind, rows in fetched.items():
+            to_props = _ROWS[kind][1]
+            for row in rows:
+                state[kind][row.uid] = to_props(row)
     # Second round: what the loaded objects refer to, and what deletes cascade to.
     more: dict[str, set[str]] = defaultdict(set)
     for kind in ("clip", "effect"):
@@ -269,6 +285,43 @@ def writer_threads() -> int:
     return int(settings.ROOMTONE_EDIT_THREADS)
 
 
+# A kept connection unused for longer than this is checked (a round trip)
+# before its next use: the server may have dropped it (restart, idle timeout).
+WRITER_CHECK_AFTER_IDLE_S = 1.0
+
+
+def on_writer_thread(func: Callable[..., T]) -> Callable[..., T]:
+    """`func` for one of the long-lived project database threads
+    (writer_threads() > 1), which keep their connection between calls.
+
+    The pool's way (take a connection for every call, checked with a round
+    trip, and give it back) cost an edit a seventh of its Python and one of
+    its six round trips (docs/benchmarks.md, co-editing). Here a thread keeps
+    its connection; one that was idle for WRITER_CHECK_AFTER_IDLE_S or more is
+    checked before use, and one that saw an error is checked and replaced, as
+    Django does for requests (close_if_unusable_or_obsolete)."""
+
+    @functools.wraps(func)
+    def call(*args: Any, **kwargs: Any) -> T:
+        db = connections[DEFAULT_DB_ALIAS]
+        if db.connection is not None:
+            used_at = getattr(db, "roomtone_used_at", 0.0)
+            db.close_at = None  # kept: not obsolete by age
+            db.close_if_unusable_or_obsolete()
+            idle = time.monotonic() - used_at >= WRITER_CHECK_AFTER_IDLE_S
+            # (Django leaves the check of pooled connections to the pool.)
+            if db.connection is not None and idle and not db.is_usable():
+                db.close()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            if db.connection is not None:
+                db.close_at = None
+                db.roomtone_used_at = time.monotonic()  # type: ignore[attr-defined]
+
+    return call
+
+
 # --- committing -----------------------------------------------------------------------
 
 
@@ -335,22 +388,26 @@ def _check_member(user: Any, project_id: int) -> None:
         raise NotFound("project not found")
 
 
-def _begin(user: Any, project_id: int, client_op_id: str) -> tuple[Project, str, EditResult | None]:
-    """Inside the caller's transaction: the locked project, the user's role, and
-    the earlier answer if this client_op_id was applied before (a resend).
+def _begin(
+    user: Any, project_id: int, client_op_id: str, want: dict[str, set[str]] | None = None
+) -> Begun:
+    """Inside the caller's transaction: the locked project, the user's role,
+    the earlier answer if this client_op_id was applied before (a resend), and
+    the rows of `want` (by kind, the uids an edit touches or names).
 
-    Two hand-written statements instead of four ORM queries (each costs about
-    0.25 ms of CPU to build, on the path of every edit), in one round trip on
-    PostgreSQL (rowsql.lock_then_read). The role and the resend are read after
-    the lock is held, in their own statement: on PostgreSQL a statement that
-    waited for the lock still sees the data as of its start, so reading them
-    in the locking statement would miss a resend or a role change committed
-    by the writer it waited for.
+    Hand-written statements instead of ORM queries (each costs about 0.25 ms
+    of CPU to build, on the path of every edit), in one round trip on
+    PostgreSQL (rowsql.lock_then_read). The role, the resend and the rows are
+    read after the lock is held, in statements of their own: on PostgreSQL a
+    statement that waited for the lock still sees the data as of its start,
+    so reading them in the locking statement would miss a resend, a role
+    change or a row committed by the writer it waited for.
     """
     if not getattr(user, "is_authenticated", False):
         raise NotFound("project not found")
     qn = connection.ops.quote_name
-    project, (role, done) = rowsql.lock_then_read(
+    kinds = sorted(kind for kind, uids in (want or {}).items() if uids)
+    project, (role, done), rows = rowsql.lock_then_read(
         Project,
         project_id,
         f"SELECT (SELECT {qn('role')} FROM {qn(Membership._meta.db_table)}"
@@ -359,26 +416,41 @@ def _begin(user: Any, project_id: int, client_op_id: str) -> tuple[Project, str,
         f" WHERE {qn('project_id')} = %s AND {qn('user_id')} = %s"
         f" AND {qn('client_op_id')} = %s AND {qn('client_op_id')} <> '' LIMIT 1)",
         [project_id, user.pk, project_id, user.pk, client_op_id],
+        [rowsql.uid_read(_ROWS[kind][0], project_id, (want or {})[kind]) for kind in kinds],
     )
     if project is None or role is None:
         raise NotFound("project not found")
-    return (
+    return Begun(
         project,
         str(role),
         None if done is None else EditResult(revision=int(done), duplicate=True),
+        dict(zip(kinds, rows, strict=True)) if want is not None else None,
     )
+
+
+class Begun(NamedTuple):
+    """What `_begin` read under the project lock."""
+
+    project: Project
+    role: str
+    done: EditResult | None  # the earlier answer to a resend
+    fetched: dict[str, list[Any]] | None  # rows by kind, when asked for
 
 
 @contextmanager
 def _writing(
-    user: Any, project_id: int, client_op_id: str, on_socket: bool
-) -> Iterator[tuple[Project, str, EditResult | None]]:
+    user: Any,
+    project_id: int,
+    client_op_id: str,
+    on_socket: bool,
+    want: dict[str, set[str]] | None = None,
+) -> Iterator[Begun]:
     """The transaction of an edit, undo, redo or restore, with `_begin`'s
     answer; the membership pre-check first unless a project socket asks."""
     if not on_socket:
         _check_member(user, project_id)
     with transaction.atomic():
-        yield _begin(user, project_id, client_op_id)
+        yield _begin(user, project_id, client_op_id, want)
 
 
 def _record(
@@ -390,7 +462,12 @@ def _record(
     inverse: list[OpDict],
     client_op_id: str,
     reverses: Edit | None = None,
+    *,
+    last: bool = False,
 ) -> int:
+    """Write the applied ops, the revision and the op-log row, and broadcast
+    after commit. `last`: nothing follows in the transaction, so on
+    PostgreSQL the commit may go in the writes' round trip (rowsql.Writes)."""
     writes = rowsql.Writes()
     project_fields = _persist(project, state, applied, writes)
     project.revision += 1
@@ -414,11 +491,13 @@ def _record(
             reverses=reverses,
         )
     )
-    writes.flush()
+    # The broadcasts are registered before the last statements: they may
+    # carry the commit, after which nothing may fail.
     event = edit_event(project.revision, kind, client_op_id, user.pk, user_name, applied)
     send_on_commit(project.id, event)
     if project_fields:
         send_on_commit(project.id, {"type": "project.updated", "project": project_payload(project)})
+    writes.flush(last=last)
     return int(project.revision)
 
 
@@ -455,7 +534,9 @@ def do_edit(
         raise _as_error(exc) from None
     if docstate.is_conversation(ops):
         kind = EditKind.COMMENT
-    with _writing(user, project_id, client_op_id, on_socket) as (project, role, done):
+    want = _wanted(ops)
+    with _writing(user, project_id, client_op_id, on_socket, want) as begun:
+        project, role, done, fetched = begun
         if done is not None:
             return done
         if base_revision is not None:
@@ -470,14 +551,14 @@ def do_edit(
                     f"base_revision {base_revision} is more than {MAX_SYNC_EDITS} behind "
                     f"({project.revision}): resync, then send the edit again",
                 )
-        state = _load(project, ops)
+        state = _load(project, ops, fetched)
         try:
             applied, inverse = docstate.apply_ops(state, ops, _context(project, user, role))
         except OpError as exc:
             raise _as_error(exc) from None
         # Comments are not undone, even when they came in one edit with music.
         inverse = [op for op in inverse if op["kind"] not in docstate.CONVERSATION_KINDS]
-        revision = _record(project, user, kind, state, applied, inverse, client_op_id)
+        revision = _record(project, user, kind, state, applied, inverse, client_op_id, last=True)
     return EditResult(revision=revision)
 
 
@@ -496,7 +577,7 @@ def do_redo(
 def _reverse(
     user: Any, project_id: int, client_op_id: str, *, redo: bool, on_socket: bool
 ) -> EditResult:
-    with _writing(user, project_id, client_op_id, on_socket) as (project, role, done):
+    with _writing(user, project_id, client_op_id, on_socket) as (project, role, done, _):
         if done is not None:
             return done
         if not _can_edit(role):
@@ -523,7 +604,9 @@ def _reverse(
         target.reversed = True
         target.save(update_fields=["reversed"])
         kind = EditKind.REDO if redo else EditKind.UNDO
-        revision = _record(project, user, kind, state, applied, inverse, client_op_id, target)
+        revision = _record(
+            project, user, kind, state, applied, inverse, client_op_id, target, last=True
+        )
     return EditResult(revision=revision)
 
 
@@ -607,7 +690,7 @@ def do_restore(
     *,
     on_socket: bool = False,
 ) -> EditResult:
-    with _writing(user, project_id, client_op_id, on_socket) as (project, role, done):
+    with _writing(user, project_id, client_op_id, on_socket) as (project, role, done, _):
         if done is not None:
             return done
         if not _can_edit(role):
@@ -620,7 +703,9 @@ def do_restore(
         applied, inverse = docstate.apply_ops(
             state, ops, _context(project, user, role), lenient=True
         )
-        revision = _record(project, user, EditKind.RESTORE, state, applied, inverse, client_op_id)
+        revision = _record(
+            project, user, EditKind.RESTORE, state, applied, inverse, client_op_id, last=True
+        )
     return EditResult(revision=revision)
 
 

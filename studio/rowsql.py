@@ -88,28 +88,60 @@ def _lock_where(model: type[Model]) -> str:
 
 
 def lock_then_read(
-    model: type[M], pk: Any, sql: str, params: Sequence[Any]
-) -> tuple[M | None, Any]:
+    model: type[M],
+    pk: Any,
+    sql: str,
+    params: Sequence[Any],
+    reads: Sequence[tuple[type[Model], str, Sequence[Any]]] = (),
+) -> tuple[M | None, Any, list[list[Any]]]:
     """The row, locked until the transaction ends (FOR UPDATE where the
     database has it; SQLite's BEGIN IMMEDIATE already holds the write lock),
-    then the first row of `sql`, a statement that runs once the lock is held: in READ COMMITTED each statement takes its own snapshot,
-    so it sees what the writer it waited for committed (one statement doing
-    both would not). On PostgreSQL the two go in one round trip, which also
-    shortens how long the lock is held."""
+    then the first row of `sql`, then the rows of each of `reads` (a model
+    and a WHERE clause with its parameters, as `uid_read` makes them).
+
+    The statements after the lock run once it is held: in READ COMMITTED each
+    statement takes its own snapshot, so they see what the writer the lock
+    waited for committed (one statement doing it all would not). On
+    PostgreSQL they all go in one round trip, which also shortens how long
+    the lock is held."""
     reader = _reading(model)
-    lock = f"{reader.head} WHERE {_lock_where(model)}"
+    statements: list[tuple[str, Sequence[Any]]] = [
+        (f"{reader.head} WHERE {_lock_where(model)}", [pk]),
+        (sql, params),
+        *((f"{_reading(m).head} WHERE {where}", p) for m, where, p in reads),
+    ]
+    results: list[list[Any]] = []
     with connection.cursor() as cursor:
         if _one_round_trip():
-            cursor.execute(f"{lock}; {sql}", [pk, *params])
-            locked = cursor.fetchall()
-            cursor.nextset()
+            cursor.execute(
+                "; ".join(text for text, _ in statements),
+                [param for _, values in statements for param in values],
+            )
+            results.append(cursor.fetchall())
+            for _ in statements[1:]:
+                cursor.nextset()
+                results.append(cursor.fetchall())
         else:
-            cursor.execute(lock, [pk])
-            locked = cursor.fetchall()
-            cursor.execute(sql, params)
-        after = cursor.fetchone()
-    rows = reader.instances(locked)
-    return (rows[0] if rows else None), after
+            for text, values in statements:
+                cursor.execute(text, values)
+                results.append(cursor.fetchall())
+    locked = reader.instances(results[0])
+    after = results[1][0] if results[1] else None
+    rows = [
+        _reading(m).instances(found) for (m, _, _), found in zip(reads, results[2:], strict=True)
+    ]
+    return (locked[0] if locked else None), after, rows
+
+
+def uid_read(
+    model: type[Model], project_id: int, uids: Iterable[str]
+) -> tuple[type[Model], str, list[Any]]:
+    """For `lock_then_read`'s `reads`: the project's rows of `model` whose uid
+    is one of `uids` (at least one)."""
+    wanted = sorted(uids)
+    assert wanted
+    marks = ", ".join(["%s"] * len(wanted))
+    return model, f"{_q('project_id')} = %s AND {_q('uid')} IN ({marks})", [project_id, *wanted]
 
 
 def by_uids(model: type[M], project_id: int, uids: Iterable[str]) -> list[M]:
@@ -117,10 +149,8 @@ def by_uids(model: type[M], project_id: int, uids: Iterable[str]) -> list[M]:
     wanted = list(uids)
     if not wanted:
         return []
-    marks = ", ".join(["%s"] * len(wanted))
-    return _reading(model).rows(
-        f"{_q('project_id')} = %s AND {_q('uid')} IN ({marks})", [project_id, *wanted]
-    )
+    _, where, params = uid_read(model, project_id, wanted)
+    return _reading(model).rows(where, params)
 
 
 def _field(model: type[Model], name: str) -> Field[Any, Any]:
@@ -146,6 +176,17 @@ def _one_round_trip() -> bool:
     client-side binding cursor (Django's default); not SQLite's driver."""
     options = connection.settings_dict.get("OPTIONS", {})
     return connection.vendor == "postgresql" and options.get("server_side_binding") is not True
+
+
+def _outermost_atomic_block() -> bool:
+    """Inside exactly one atomic block, which commits when it is left."""
+    return (
+        connection.in_atomic_block
+        and connection.commit_on_exit
+        and len(connection.atomic_blocks) == 1
+        and not connection.savepoint_ids
+        and not connection.needs_rollback
+    )
 
 
 class Writes:
@@ -201,8 +242,14 @@ class Writes:
             (sql, [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields])
         )
 
-    def flush(self) -> None:
+    def flush(self, *, last: bool = False) -> None:
+        """Run the statements added. `last`: nothing else runs in this
+        transaction; when it is the outermost atomic block and the statements
+        go in one round trip, COMMIT goes with them (Django's commit on leaving
+        the block then finds nothing to commit, and runs the on_commit hooks)."""
         pending, self._pending = self._pending, []
+        if last and _one_round_trip() and _outermost_atomic_block():
+            pending.append(("COMMIT", []))
         if not pending:
             return
         with connection.cursor() as cursor:

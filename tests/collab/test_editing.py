@@ -5,6 +5,9 @@ versions and restore, presence and live gestures."""
 from __future__ import annotations
 
 import json
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,7 +23,7 @@ from audio.engine.document import parse_document
 from collab import consumers
 from collab.routing import websocket_urlpatterns
 from studio import actions, editing
-from studio.models import Project, Stem, Version, VersionKind
+from studio.models import Edit, Project, Stem, Version, VersionKind
 from tests.collab.editing_helpers import (
     Band,
     add_stem,
@@ -1063,18 +1066,44 @@ def test_the_sample_rate_cannot_drop_below_what_an_effect_needs(band):
     assert parse_document(document).sample_rate == 44100
 
 
+@contextmanager
+def round_trips(connection: Any) -> Iterator[list[str]]:
+    """The queries sent to PostgreSQL inside the block, one per round trip, as
+    libpq's protocol trace shows them (nothing on other databases)."""
+    sent: list[str] = []
+    if connection.vendor != "postgresql":
+        yield sent
+        return
+    from psycopg import pq
+
+    connection.ensure_connection()
+    pgconn = connection.connection.pgconn
+    with tempfile.TemporaryFile("w+") as trace:
+        pgconn.trace(trace.fileno())
+        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+        try:
+            yield sent
+        finally:
+            pgconn.untrace()
+            trace.seek(0)
+            for line in trace.read().splitlines():
+                fields = line.split("\t")
+                if fields[0] == "F" and fields[2] == "Query":
+                    sent.append(fields[3].strip().strip('"').rstrip(";").strip())
+
+
 def test_an_edit_writes_its_rows_in_one_round_trip_on_postgresql(band):
-    """studio.rowsql.Writes: the row updates, the revision bump and the op-log
-    row go to PostgreSQL as one execute; SQLite runs them one by one. Either
-    way the rows are what the ORM reads back."""
+    """studio.rowsql: on PostgreSQL an edit is three round trips (BEGIN, the
+    lock with every read, the writes with the commit); SQLite runs the
+    statements one by one. Either way the rows are what the ORM reads back."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from studio.models import DocTrack, Edit
+    from studio.models import DocTrack
 
     p = band.project.id
     editing.do_edit(band.editor, p, [create("track", "t1", name="Keys", order="a")])
-    with CaptureQueriesContext(connection) as captured:
+    with CaptureQueriesContext(connection) as captured, round_trips(connection) as sent:
         result = editing.do_edit(
             band.editor,
             p,
@@ -1088,8 +1117,14 @@ def test_an_edit_writes_its_rows_in_one_round_trip_on_postgresql(band):
         if q["sql"].lstrip().startswith(("UPDATE", "INSERT"))
     ]
     if connection.vendor == "postgresql":
+        # Three round trips in all, as the server saw them: BEGIN; the lock
+        # with the reads (role, resend, the track); the writes with COMMIT.
+        assert len(sent) == 3
+        assert sent[0] == "BEGIN"
+        assert "FOR UPDATE" in sent[1] and sent[1].count("SELECT") == 5
+        assert sent[2].count("UPDATE") == 2 and sent[2].count("INSERT INTO") == 1
+        assert sent[2].endswith("COMMIT")
         assert len(writes) == 1
-        assert writes[0].count("UPDATE") == 2 and writes[0].count("INSERT INTO") == 1
     else:
         assert len(writes) == 3
     track = DocTrack.objects.get(project_id=p, uid="t1")
@@ -1107,6 +1142,22 @@ def test_an_edit_writes_its_rows_in_one_round_trip_on_postgresql(band):
     ]
     assert row.inverse[0]["props"] == {"gain_db": 0.0, "mute": False}
     assert abs(project.updated_at - row.created_at) < timedelta(seconds=5)
+
+
+def test_an_edit_inside_a_larger_transaction_commits_or_rolls_back_with_it(band):
+    """The commit goes with an edit's writes only when the edit's transaction
+    is the outermost one: inside a caller's, the edit is rolled back with it."""
+    from django.db import transaction
+
+    p = band.project.id
+    before = current(band.project)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        editing.do_edit(band.editor, p, [create("track", "t1", name="Keys", order="a")])
+        raise RuntimeError("the caller fails after the edit")
+    assert current(band.project) == before
+    assert not Edit.objects.filter(project_id=p, revision=before[0] + 1).exists()
+    editing.do_edit(band.editor, p, [create("track", "t1", name="Keys", order="a")])
+    assert current(band.project)[0] == before[0] + 1
 
 
 async def test_a_removed_member_is_found_out_by_the_periodic_recheck(band, clock):

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.db import connection, connections
 
-from studio import editing
+from studio import editing, rowsql
 from studio.models import Edit
 from tests.collab.editing_helpers import Band, create, make_band
 
@@ -37,16 +37,17 @@ def test_a_resend_that_waited_for_the_lock_is_answered_not_applied_twice(band, m
         pytest.skip("row locks and per-statement snapshots are PostgreSQL's")
     pid = band.project.id
     inside, release = threading.Event(), threading.Event()
-    record = editing._record
+    flush = rowsql.Writes.flush
 
-    def held_record(*args: Any, **kwargs: Any) -> int:
-        revision = record(*args, **kwargs)
-        if threading.current_thread().name == "first":
+    def held_flush(self: rowsql.Writes, *, last: bool = False) -> None:
+        if last and threading.current_thread().name == "first":
             inside.set()
-            release.wait(10)  # commit only once the resend queues on the lock
-        return revision
+            # The op-log row and the commit go only once the resend queues
+            # on the lock (on PostgreSQL they go in one round trip).
+            release.wait(10)
+        flush(self, last=last)
 
-    monkeypatch.setattr(editing, "_record", held_record)
+    monkeypatch.setattr(rowsql.Writes, "flush", held_flush)
     results: dict[str, Any] = {}
 
     def send(name: str) -> None:

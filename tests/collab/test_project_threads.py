@@ -42,3 +42,66 @@ def test_one_edit_thread_is_channels_shared_thread(settings):
     settings.ROOMTONE_EDIT_THREADS = 1
     names = _names([1, 2, 3])
     assert len(set(names)) == 1 and not names[0].startswith("project-db-")
+
+
+def _backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return int(cursor.fetchone()[0])
+
+
+def _on_lane(func, project_id: int = 5):  # type: ignore[no-untyped-def]
+    async def main():  # type: ignore[no-untyped-def]
+        return await on_project_thread(project_id, func)()
+
+    return asyncio.run(main())
+
+
+def _terminate(pid: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        assert cursor.fetchone()[0] is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_project_thread_keeps_its_connection_and_replaces_a_dead_one(settings, monkeypatch):
+    """The project threads keep their connection between calls instead of
+    taking one from the pool (and checking it) for every call. One idle for
+    longer than WRITER_CHECK_AFTER_IDLE_S is checked first, so a connection
+    the server dropped is replaced before it fails anything."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite has no project threads")
+    from studio import editing
+
+    settings.ROOMTONE_EDIT_THREADS = 3
+    first = _on_lane(_backend_pid)
+    assert _on_lane(_backend_pid) == first  # kept
+    assert _on_lane(_backend_pid, 8) == first  # project 8 runs on the same thread
+    assert _on_lane(_backend_pid, 6) != first  # another thread, its own connection
+    monkeypatch.setattr(editing, "WRITER_CHECK_AFTER_IDLE_S", 0.0)
+    _terminate(first)
+    second = _on_lane(_backend_pid)  # checked, found dead, replaced
+    assert second != first
+    assert _on_lane(_backend_pid) == second
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_that_failed_is_replaced_on_the_next_call(settings, monkeypatch):
+    """Within WRITER_CHECK_AFTER_IDLE_S nothing is checked: a connection the
+    server dropped just then fails that one call, and the next call gets a new
+    one (Django's rule for a connection that saw an error)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite has no project threads")
+    from django.db import OperationalError
+
+    from studio import editing
+
+    settings.ROOMTONE_EDIT_THREADS = 3
+    monkeypatch.setattr(editing, "WRITER_CHECK_AFTER_IDLE_S", 3600.0)
+    first = _on_lane(_backend_pid)
+    _terminate(first)
+    with pytest.raises(OperationalError):
+        _on_lane(_backend_pid)
+    second = _on_lane(_backend_pid)
+    assert second != first
+    assert _on_lane(_backend_pid) == second
