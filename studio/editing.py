@@ -417,6 +417,7 @@ def _begin(
         f" AND {qn('client_op_id')} = %s AND {qn('client_op_id')} <> '' LIMIT 1)",
         [project_id, user.pk, project_id, user.pk, client_op_id],
         [rowsql.uid_read(_ROWS[kind][0], project_id, (want or {})[kind]) for kind in kinds],
+        _edit_settings(),
     )
     if project is None or role is None:
         raise NotFound("project not found")
@@ -426,6 +427,14 @@ def _begin(
         None if done is None else EditResult(revision=int(done), duplicate=True),
         dict(zip(kinds, rows, strict=True)) if want is not None else None,
     )
+
+
+def _edit_settings() -> list[str]:
+    """SET LOCAL statements for an edit's transaction (PostgreSQL): whether
+    its commit waits for the disk (settings.ROOMTONE_EDIT_SYNCHRONOUS_COMMIT)."""
+    if connection.vendor != "postgresql":
+        return []
+    return [f"SET LOCAL synchronous_commit TO {settings.ROOMTONE_EDIT_SYNCHRONOUS_COMMIT}"]
 
 
 class Begun(NamedTuple):

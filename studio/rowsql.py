@@ -93,11 +93,14 @@ def lock_then_read(
     sql: str,
     params: Sequence[Any],
     reads: Sequence[tuple[type[Model], str, Sequence[Any]]] = (),
+    before: Sequence[str] = (),
 ) -> tuple[M | None, Any, list[list[Any]]]:
     """The row, locked until the transaction ends (FOR UPDATE where the
     database has it; SQLite's BEGIN IMMEDIATE already holds the write lock),
     then the first row of `sql`, then the rows of each of `reads` (a model
     and a WHERE clause with its parameters, as `uid_read` makes them).
+    `before`: statements without parameters or rows (SET LOCAL, say) that
+    run first.
 
     The statements after the lock run once it is held: in READ COMMITTED each
     statement takes its own snapshot, so they see what the writer the lock
@@ -114,14 +117,18 @@ def lock_then_read(
     with connection.cursor() as cursor:
         if _one_round_trip():
             cursor.execute(
-                "; ".join(text for text, _ in statements),
+                "; ".join([*before, *(text for text, _ in statements)]),
                 [param for _, values in statements for param in values],
             )
+            for _ in before:
+                cursor.nextset()
             results.append(cursor.fetchall())
             for _ in statements[1:]:
                 cursor.nextset()
                 results.append(cursor.fetchall())
         else:
+            for text in before:
+                cursor.execute(text)
             for text, values in statements:
                 cursor.execute(text, values)
                 results.append(cursor.fetchall())

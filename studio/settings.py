@@ -64,6 +64,15 @@ def env_float(name: str, default: float, minimum: float | None = None) -> float:
     return value
 
 
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
@@ -210,6 +219,21 @@ ROOMTONE_RENDER_THREADS = env_int("ROOMTONE_RENDER_THREADS", 1, minimum=1)
 # projects are spread over them by id, each project's on one thread (SQLite:
 # one, it takes one writer at a time). collab.consumers.on_project_thread.
 ROOMTONE_EDIT_THREADS = env_int("ROOMTONE_EDIT_THREADS", 3, minimum=1)
+# PostgreSQL: whether an edit's commit waits for its log record to reach the
+# disk (PostgreSQL's synchronous_commit, for the edit transactions only:
+# uploads, members, shares and versions keep the server's own setting).
+# "off": an acknowledged edit survives the crash of any Roomtone process, as
+# on the embedded default (SQLite's WAL with synchronous=NORMAL); a crash of
+# PostgreSQL or of the machine can lose the last edits acknowledged (at most
+# three wal_writer_delay, 0.6 s by default), and the database stays
+# consistent. Disks that stall for hundreds of milliseconds on a flush now
+# and then held every edit of every project for as long (docs/benchmarks.md).
+# "on" waits for the disk on every edit.
+ROOMTONE_EDIT_SYNCHRONOUS_COMMIT = env_choice(
+    "ROOMTONE_EDIT_SYNCHRONOUS_COMMIT",
+    "off",
+    ("off", "on", "local", "remote_write", "remote_apply"),
+)
 # How long a Python thread may hold the GIL while another waits for it. The
 # server's event loop (every socket's frames) shares the GIL with the database
 # thread and job threads; at CPython's default of 5 ms a delivery waited up to

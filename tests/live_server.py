@@ -36,10 +36,14 @@ from studio import actions
 from tests.conftest import write_audio
 
 with connection.cursor() as cursor:
-    cursor.execute(
-        "INSERT OR REPLACE INTO sqlite_sequence (name, seq) VALUES ('studio_project', %s)",
-        [random.randrange(10**6, 10**9)],
-    )
+    start = random.randrange(10**6, 10**9)
+    if connection.vendor == "postgresql":
+        cursor.execute("SELECT setval(pg_get_serial_sequence('studio_project', 'id'), %s)", [start])
+    else:
+        cursor.execute(
+            "INSERT OR REPLACE INTO sqlite_sequence (name, seq) VALUES ('studio_project', %s)",
+            [start],
+        )
 User = get_user_model()
 owner = User.objects.create_user("olivia", password="x")
 User.objects.create_user("eddie", password="x")

@@ -1121,6 +1121,7 @@ def test_an_edit_writes_its_rows_in_one_round_trip_on_postgresql(band):
         # with the reads (role, resend, the track); the writes with COMMIT.
         assert len(sent) == 3
         assert sent[0] == "BEGIN"
+        assert sent[1].startswith("SET LOCAL synchronous_commit TO off;")
         assert "FOR UPDATE" in sent[1] and sent[1].count("SELECT") == 5
         assert sent[2].count("UPDATE") == 2 and sent[2].count("INSERT INTO") == 1
         assert sent[2].endswith("COMMIT")
@@ -1142,6 +1143,32 @@ def test_an_edit_writes_its_rows_in_one_round_trip_on_postgresql(band):
     ]
     assert row.inverse[0]["props"] == {"gain_db": 0.0, "mute": False}
     assert abs(project.updated_at - row.created_at) < timedelta(seconds=5)
+
+
+def test_whether_an_edit_waits_for_the_disk_is_a_setting_of_its_own(band, settings):
+    """ROOMTONE_EDIT_SYNCHRONOUS_COMMIT holds for the edit's transaction only
+    (SET LOCAL): the connection's other work keeps the server's setting."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's synchronous_commit")
+    p = band.project.id
+
+    def setting() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            return str(cursor.fetchone()[0])
+
+    server_default = setting()
+    for value in ("on", "off"):
+        settings.ROOMTONE_EDIT_SYNCHRONOUS_COMMIT = value
+        with round_trips(connection) as sent:
+            editing.do_edit(
+                band.editor, p, [create("marker", f"m-{value}", time=1.0)], on_socket=True
+            )
+        assert sent[1].startswith(f"SET LOCAL synchronous_commit TO {value};")
+        assert setting() == server_default
+    assert current(band.project)[0] == 2
 
 
 def test_an_edit_inside_a_larger_transaction_commits_or_rolls_back_with_it(band):

@@ -1,16 +1,20 @@
 """Durability: an edit the server has acknowledged survives `kill -9` of the
-server and a restart (the embedded default: SQLite in WAL mode)."""
+server and a restart, on the embedded default (SQLite in WAL mode) and on
+PostgreSQL."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.collab.editing_helpers import create, set_
+from tests.conftest import port_open, require_service
 from tests.live_server import ROOT, Server, connect_client, prepare, server_env
 
 pytestmark = pytest.mark.slow
@@ -42,10 +46,35 @@ def test_the_embedded_database_commits_through_a_write_ahead_log(tmp_path: Path)
     assert pragmas["synchronous"] in (1, 2)
 
 
-async def test_an_acknowledged_edit_survives_kill_9_and_a_restart(tmp_path: Path):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """The embedded default, and a fresh PostgreSQL database with the
+    default ROOMTONE_EDIT_SYNCHRONOUS_COMMIT (off: an edit's commit does not
+    wait for the disk, which a killed Roomtone process cannot undo)."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    require_service("PostgreSQL", port_open("127.0.0.1", 5432), "127.0.0.1:5432")
+    import psycopg
+
+    name = f"roomtone_durability_{os.getpid()}"
+    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{name}"}
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+async def test_an_acknowledged_edit_survives_kill_9_and_a_restart(
+    tmp_path: Path, database: dict[str, str]
+):
     var = tmp_path / "var"
     var.mkdir()
-    env = server_env(var)
+    env = server_env(var, **database)
     band = prepare(var, env)
     pid, src, key = band["project"], band["source"], band["sessions"]["olivia"]
     server = Server(env, var / "server.log")

@@ -16,6 +16,11 @@ from studio import settings as s
         (lambda: s.env_float("X_INT", 1.0), "nan", "X_INT must be a finite number"),
         (lambda: s.env_float("X_INT", 1.0, minimum=0.1), "inf", "X_INT must be a finite number"),
         (
+            lambda: s.env_choice("X_INT", "off", ("off", "on")),
+            "sometimes",
+            "X_INT must be one of off, on, got 'sometimes'",
+        ),
+        (
             lambda: s.env_url("X_INT", ("redis",)),
             "http://x",
             "X_INT must be a URL with scheme redis",
@@ -35,8 +40,11 @@ def test_environment_values_parse(monkeypatch):
     assert s.env_bool("X_INT", True) is False
     monkeypatch.setenv("X_INT", "a, b,,c")
     assert s.env_list("X_INT", []) == ["a", "b", "c"]
+    monkeypatch.setenv("X_INT", " ON ")
+    assert s.env_choice("X_INT", "off", ("off", "on")) == "on"
     monkeypatch.delenv("X_INT")
     assert s.env_float("X_INT", 2.5) == 2.5
+    assert s.env_choice("X_INT", "off", ("off", "on")) == "off"
 
 
 def test_server_process_takes_the_gil_switch_interval(settings):
