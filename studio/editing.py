@@ -432,8 +432,8 @@ def _begin(
 def _edit_settings() -> list[str]:
     """SET LOCAL statements for an edit's transaction (PostgreSQL): whether
     its commit waits for the disk (settings.ROOMTONE_EDIT_SYNCHRONOUS_COMMIT)."""
-    if connection.vendor != "postgresql":
-        return []
+    if connection.vendor != "postgresql" or not rowsql.outermost_atomic_block():
+        return []  # inside a caller's transaction, the caller's setting holds
     return [f"SET LOCAL synchronous_commit TO {settings.ROOMTONE_EDIT_SYNCHRONOUS_COMMIT}"]
 
 
@@ -459,7 +459,9 @@ def _writing(
     if not on_socket:
         _check_member(user, project_id)
     with transaction.atomic():
+        connection.roomtone_committed = False  # type: ignore[attr-defined]
         yield _begin(user, project_id, client_op_id, want)
+        rowsql.check_nothing_after_commit()
 
 
 def _record(

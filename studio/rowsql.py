@@ -121,10 +121,10 @@ def lock_then_read(
                 [param for _, values in statements for param in values],
             )
             for _ in before:
-                cursor.nextset()
+                assert cursor.nextset()
             results.append(cursor.fetchall())
             for _ in statements[1:]:
-                cursor.nextset()
+                assert cursor.nextset()
                 results.append(cursor.fetchall())
         else:
             for text in before:
@@ -185,7 +185,7 @@ def _one_round_trip() -> bool:
     return connection.vendor == "postgresql" and options.get("server_side_binding") is not True
 
 
-def _outermost_atomic_block() -> bool:
+def outermost_atomic_block() -> bool:
     """Inside exactly one atomic block, which commits when it is left."""
     return (
         connection.in_atomic_block
@@ -194,6 +194,16 @@ def _outermost_atomic_block() -> bool:
         and not connection.savepoint_ids
         and not connection.needs_rollback
     )
+
+
+def check_nothing_after_commit() -> None:
+    """Called at the end of the atomic block of a `flush(last=True)`: if the
+    commit went with the writes, nothing may have run since (it would be
+    outside the transaction, committed on its own)."""
+    if getattr(connection, "roomtone_committed", False):
+        raw = connection.connection
+        if raw is not None and raw.info.transaction_status != 0:  # 0: idle
+            raise RuntimeError("a statement ran after the commit that went with the writes")
 
 
 class Writes:
@@ -255,7 +265,8 @@ class Writes:
         go in one round trip, COMMIT goes with them (Django's commit on leaving
         the block then finds nothing to commit, and runs the on_commit hooks)."""
         pending, self._pending = self._pending, []
-        if last and _one_round_trip() and _outermost_atomic_block():
+        commit = last and _one_round_trip() and outermost_atomic_block()
+        if commit:
             pending.append(("COMMIT", []))
         if not pending:
             return
@@ -268,3 +279,4 @@ class Writes:
             else:
                 for sql, params in pending:
                     cursor.execute(sql, params)
+        connection.roomtone_committed = commit  # type: ignore[attr-defined]

@@ -173,7 +173,9 @@ if DATABASE_URL:
     # advises against persistent connections (CONN_MAX_AGE); PostgreSQL gets
     # psycopg's pool instead: a connection is taken from it and given back
     # around every database call, with no connect per call (0.8 ms of CPU and
-    # a round trip each, measured: docs/benchmarks.md, co-editing).
+    # a round trip each, measured: docs/benchmarks.md, co-editing). The
+    # project sockets' database threads (ROOMTONE_EDIT_THREADS) each keep one
+    # of the pool's connections for good (studio.editing.on_writer_thread).
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
     DATABASES["default"].setdefault("TEST", {})
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
@@ -219,20 +221,30 @@ ROOMTONE_RENDER_THREADS = env_int("ROOMTONE_RENDER_THREADS", 1, minimum=1)
 # projects are spread over them by id, each project's on one thread (SQLite:
 # one, it takes one writer at a time). collab.consumers.on_project_thread.
 ROOMTONE_EDIT_THREADS = env_int("ROOMTONE_EDIT_THREADS", 3, minimum=1)
+_pool = DATABASES["default"].get("OPTIONS", {}).get("pool")
+if _pool and _pool["max_size"] < ROOMTONE_EDIT_THREADS + 2:
+    # The edit threads keep theirs; requests, channels' database thread and
+    # the job worker need some left.
+    raise ImproperlyConfigured(
+        f"ROOMTONE_DB_POOL_SIZE ({_pool['max_size']}) must be at least "
+        f"ROOMTONE_EDIT_THREADS + 2 ({ROOMTONE_EDIT_THREADS + 2}): each edit thread keeps "
+        "a connection"
+    )
 # PostgreSQL: whether an edit's commit waits for its log record to reach the
-# disk (PostgreSQL's synchronous_commit, for the edit transactions only:
-# uploads, members, shares and versions keep the server's own setting).
-# "off": an acknowledged edit survives the crash of any Roomtone process, as
-# on the embedded default (SQLite's WAL with synchronous=NORMAL); a crash of
-# PostgreSQL or of the machine can lose the last edits acknowledged (at most
-# three wal_writer_delay, 0.6 s by default), and the database stays
-# consistent. Disks that stall for hundreds of milliseconds on a flush now
-# and then held every edit of every project for as long (docs/benchmarks.md).
-# "on" waits for the disk on every edit.
+# disk (PostgreSQL's synchronous_commit, set for edit transactions only).
+# "on" (the default): an acknowledged edit is on disk. "off": commits stop
+# waiting for the disk, whose flushes on a shared VM stalled now and then
+# for 100-360 ms and held every project's edits for as long
+# (docs/benchmarks.md); an acknowledged edit still survives the crash of any
+# Roomtone process, but a crash of PostgreSQL or of the machine loses the
+# edits of the last 3 x wal_writer_delay (0.6 s by default), and if
+# PostgreSQL restarts while Roomtone runs on, their revision numbers are
+# given again to new edits: open pages disagree with the server until they
+# reload.
 ROOMTONE_EDIT_SYNCHRONOUS_COMMIT = env_choice(
     "ROOMTONE_EDIT_SYNCHRONOUS_COMMIT",
-    "off",
-    ("off", "on", "local", "remote_write", "remote_apply"),
+    "on",
+    ("on", "off", "local", "remote_write", "remote_apply"),
 )
 # How long a Python thread may hold the GIL while another waits for it. The
 # server's event loop (every socket's frames) shares the GIL with the database

@@ -1121,7 +1121,7 @@ def test_an_edit_writes_its_rows_in_one_round_trip_on_postgresql(band):
         # with the reads (role, resend, the track); the writes with COMMIT.
         assert len(sent) == 3
         assert sent[0] == "BEGIN"
-        assert sent[1].startswith("SET LOCAL synchronous_commit TO off;")
+        assert sent[1].startswith("SET LOCAL synchronous_commit TO on;")
         assert "FOR UPDATE" in sent[1] and sent[1].count("SELECT") == 5
         assert sent[2].count("UPDATE") == 2 and sent[2].count("INSERT INTO") == 1
         assert sent[2].endswith("COMMIT")
@@ -1169,6 +1169,26 @@ def test_whether_an_edit_waits_for_the_disk_is_a_setting_of_its_own(band, settin
         assert sent[1].startswith(f"SET LOCAL synchronous_commit TO {value};")
         assert setting() == server_default
     assert current(band.project)[0] == 2
+
+
+def test_a_statement_after_the_commit_that_went_with_the_writes_is_caught(band, monkeypatch):
+    """Guard for later changes: once the commit went with an edit's writes,
+    anything more in that block would run outside the transaction."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the commit goes with the writes on PostgreSQL only")
+    p = band.project.id
+    record = editing._record
+
+    def record_then_more(*args: Any, **kwargs: Any) -> int:
+        revision = record(*args, **kwargs)
+        Project.objects.filter(id=p).update(name="After")
+        return revision
+
+    monkeypatch.setattr(editing, "_record", record_then_more)
+    with pytest.raises(RuntimeError, match="after the commit"):
+        editing.do_edit(band.editor, p, [create("marker", "m1", time=1.0)])
 
 
 def test_an_edit_inside_a_larger_transaction_commits_or_rolls_back_with_it(band):

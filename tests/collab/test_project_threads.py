@@ -75,7 +75,9 @@ def test_a_project_thread_keeps_its_connection_and_replaces_a_dead_one(settings,
 
     settings.ROOMTONE_EDIT_THREADS = 3
     first = _on_lane(_backend_pid)
-    assert _on_lane(_backend_pid) == first  # kept
+    taken = connection.pool.get_stats().get("requests_num", 0)
+    assert _on_lane(_backend_pid) == first  # kept: not taken from the pool again
+    assert connection.pool.get_stats().get("requests_num", 0) == taken
     assert _on_lane(_backend_pid, 8) == first  # project 8 runs on the same thread
     assert _on_lane(_backend_pid, 6) != first  # another thread, its own connection
     monkeypatch.setattr(editing, "WRITER_CHECK_AFTER_IDLE_S", 0.0)

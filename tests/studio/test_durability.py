@@ -48,9 +48,9 @@ def test_the_embedded_database_commits_through_a_write_ahead_log(tmp_path: Path)
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
-    """The embedded default, and a fresh PostgreSQL database with the
-    default ROOMTONE_EDIT_SYNCHRONOUS_COMMIT (off: an edit's commit does not
-    wait for the disk, which a killed Roomtone process cannot undo)."""
+    """The embedded default, and a fresh PostgreSQL database with
+    ROOMTONE_EDIT_SYNCHRONOUS_COMMIT=off: even when an edit's commit does not
+    wait for the disk, a killed Roomtone process cannot undo it."""
     if request.param == "sqlite":
         yield {}
         return
@@ -63,7 +63,10 @@ def database(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {name}")
     try:
-        yield {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{name}"}
+        yield {
+            "DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{name}",
+            "ROOMTONE_EDIT_SYNCHRONOUS_COMMIT": "off",
+        }
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

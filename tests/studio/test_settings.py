@@ -74,3 +74,33 @@ def test_server_start_up_objects_are_left_out_of_full_collections():
     assert frozen > 10_000
     asgi._settle_the_heap()
     assert gc.get_freeze_count() >= frozen
+
+
+def test_the_pool_must_leave_connections_beside_the_edit_threads(tmp_path):
+    """Each edit thread keeps a pooled connection: a pool too small for them
+    and the rest is refused at start, naming both settings."""
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "studio.settings",
+        "ROOMTONE_VAR_DIR": str(tmp_path),
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
+        "ROOMTONE_EDIT_THREADS": "4",
+    }
+    code = "import django; django.setup()"
+    for size, ok in (("5", False), ("6", True)):
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**env, "ROOMTONE_DB_POOL_SIZE": size},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert (done.returncode == 0) is ok, done.stderr
+        if not ok:
+            assert "ROOMTONE_DB_POOL_SIZE (5) must be at least ROOMTONE_EDIT_THREADS + 2" in (
+                done.stderr
+            )
