@@ -15,10 +15,9 @@ def fast_settings(settings: Any, tmp_path: Path) -> None:
 @pytest.fixture(scope="session", autouse=True)
 def project_threads_let_go(django_db_setup: Any, django_db_blocker: Any) -> Any:
     """The sockets' database threads (channels' shared one and
-    collab.consumers.on_project_thread's) outlive each test; a call that ended
-    as a test's database access was shut off could not hand its connection
-    back, and the test database could not be dropped. Close theirs while the
-    database is still there."""
+    collab.consumers.on_project_thread's, which keep their connection between
+    calls) outlive each test; their connections would keep the test database
+    from being dropped. Close them while the database is still there."""
     yield
     import asyncio
 
@@ -29,5 +28,5 @@ def project_threads_let_go(django_db_setup: Any, django_db_blocker: Any) -> Any:
 
     with django_db_blocker.unblock():
         for executor in consumers._project_threads:
-            executor.submit(connections.close_all).result()
+            executor.submit(connections.close_all).result(timeout=60)
         asyncio.run(sync_to_async(connections.close_all)())
