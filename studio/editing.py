@@ -295,8 +295,9 @@ def on_writer_thread(func: Callable[..., T]) -> Callable[..., T]:
     (writer_threads() > 1), which keep their connection between calls.
 
     The pool's way (take a connection for every call, checked with a round
-    trip, and give it back) cost an edit a seventh of its Python and one of
-    its six round trips (docs/benchmarks.md, co-editing). Here a thread keeps
+    trip, and give it back) cost an edit about a tenth of its Python in a
+    py-spy profile, and one of its six round trips (docs/benchmarks.md,
+    co-editing). Here a thread keeps
     its connection; one that was idle for WRITER_CHECK_AFTER_IDLE_S or more is
     checked before use, and one that saw an error is checked and replaced, as
     Django does for requests (close_if_unusable_or_obsolete)."""

@@ -116,10 +116,7 @@ def lock_then_read(
     results: list[list[Any]] = []
     with connection.cursor() as cursor:
         if _one_round_trip():
-            cursor.execute(
-                "; ".join([*before, *(text for text, _ in statements)]),
-                [param for _, values in statements for param in values],
-            )
+            cursor.execute(*_joined([*((text, ()) for text in before), *statements]))
             for _ in before:
                 assert cursor.nextset()
             results.append(cursor.fetchall())
@@ -176,6 +173,11 @@ def _insert_sql(model: type[Model], vendor: str) -> tuple[str, list[Field[Any, A
         f" VALUES ({', '.join(['%s'] * len(fields))})"
     )
     return sql, fields
+
+
+def _joined(statements: Sequence[tuple[str, Sequence[Any]]]) -> tuple[str, list[Any]]:
+    """Several statements as one execute (see `_one_round_trip`)."""
+    return "; ".join(text for text, _ in statements), [p for _, ps in statements for p in ps]
 
 
 def _one_round_trip() -> bool:
@@ -272,10 +274,7 @@ class Writes:
             return
         with connection.cursor() as cursor:
             if len(pending) > 1 and _one_round_trip():
-                cursor.execute(
-                    "; ".join(sql for sql, _ in pending),
-                    [param for _, params in pending for param in params],
-                )
+                cursor.execute(*_joined(pending))
             else:
                 for sql, params in pending:
                     cursor.execute(sql, params)
