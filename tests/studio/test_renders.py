@@ -16,6 +16,7 @@ from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.utils import timezone
 
+import audio.engine.render
 import studio.render_tasks
 from audio.engine.document import parse_document
 from audio.engine.render import render
@@ -176,6 +177,30 @@ def test_mastering_and_mp3_options_reach_the_engine(ask, song, project, client_f
     data = body_of(client_for("owner").get(job["download_url"]))
     audio, rate = sf.read(io.BytesIO(data))
     assert rate == 48000 and audio.shape[1] == 2
+
+
+def test_the_render_threads_setting_reaches_the_engine_and_changes_no_byte(
+    ask, song, project, client_for, settings, monkeypatch
+):
+    pools: list[int | None] = []
+    real_pool = audio.engine.render.ThreadPoolExecutor
+
+    class CountedPool(real_pool):  # type: ignore[misc, valid-type]
+        def __init__(self, max_workers: int | None = None, *args: Any, **kwargs: Any) -> None:
+            pools.append(max_workers)
+            super().__init__(max_workers, *args, **kwargs)
+
+    monkeypatch.setattr(audio.engine.render, "ThreadPoolExecutor", CountedPool)
+    hashes = []
+    for threads in (1, 3):
+        settings.ROOMTONE_RENDER_THREADS = threads
+        # Stems the second time, so the cache does not answer; the mix is the same.
+        job = ask({"format": "wav", "bit_depth": "24", "stems": threads == 3}).json()
+        job = client_for("owner").get(url(project, f"/{job['id']}")).json()
+        assert job["status"] == "done", job["error"]
+        hashes.append(job["pcm_sha256"])
+    assert pools == [3]  # none for one thread, one pool of three
+    assert hashes[0] == hashes[1]  # the mix's PCM, byte for byte
 
 
 def test_stems_render_is_a_zip_of_the_mix_and_one_file_per_track(ask, song, project, client_for):
