@@ -228,13 +228,12 @@ class Writes:
         params = [
             f.get_db_prep_save(v, connection) for f, v in zip(fields, values.values(), strict=True)
         ]
-        self._pending.append(
-            (
-                f"UPDATE {_q(model._meta.db_table)} SET "
-                + ", ".join(f"{_q(f.column)} = %s" for f in fields)
-                + f" WHERE {_q('project_id')} = %s AND {_q('uid')} = %s",
-                [*params, project_id, uid],
-            )
+        self._update(
+            model,
+            fields,
+            params,
+            f"{_q('project_id')} = %s AND {_q('uid')} = %s",
+            [project_id, uid],
         )
 
     def save_fields(self, obj: Model, names: Iterable[str]) -> None:
@@ -244,12 +243,27 @@ class Writes:
         params = [f.get_db_prep_save(f.pre_save(obj, False), connection) for f in fields]
         pk = model._meta.pk
         assert pk is not None
+        self._update(
+            model,
+            fields,
+            params,
+            f"{_q(pk.column)} = %s",
+            [pk.get_db_prep_value(obj.pk, connection)],
+        )
+
+    def _update(
+        self,
+        model: type[Model],
+        fields: Sequence[Field[Any, Any]],
+        params: list[Any],
+        where: str,
+        where_params: list[Any],
+    ) -> None:
+        sets = ", ".join(f"{_q(f.column)} = %s" for f in fields)
         self._pending.append(
             (
-                f"UPDATE {_q(model._meta.db_table)} SET "
-                + ", ".join(f"{_q(f.column)} = %s" for f in fields)
-                + f" WHERE {_q(pk.column)} = %s",
-                [*params, pk.get_db_prep_value(obj.pk, connection)],
+                f"UPDATE {_q(model._meta.db_table)} SET {sets} WHERE {where}",
+                [*params, *where_params],
             )
         )
 
