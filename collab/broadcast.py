@@ -16,6 +16,7 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable
 from copy import deepcopy
 from typing import Any
 
@@ -82,9 +83,17 @@ def _off_server_loop() -> asyncio.AbstractEventLoop | None:
 class _Sender:
     """Group sends handed over from other threads, made on the server's loop
     one after another in the order they were handed over (so a project's
-    events keep their revision order), without the handing thread waiting."""
+    events keep their revision order), without the handing thread waiting.
+
+    Sends that queue up while one is under way go out together, in one round
+    trip, on a layer that can (`collab.redislayer`'s `group_send_many`): each
+    send on channels_redis's pub/sub layer is its own round trip, and the
+    layer makes them one at a time. A batch that fails is lost as a whole
+    (logged), as are the sends still queued when the loop shuts down: events
+    are notifications, and clients resync after a gap (docs/protocol.md §4)."""
 
     SEND_TIMEOUT_S = 10.0
+    MAX_BATCH = 256
 
     def __init__(self) -> None:
         self.pending: deque[tuple[Any, str, dict[str, Any]]] = deque()
@@ -97,15 +106,32 @@ class _Sender:
         if self.task is None or self.task.done() or self.task.get_loop() is not loop:
             self.task = loop.create_task(self._drain())
 
+    def _take_batch(self) -> tuple[Any, list[tuple[str, dict[str, Any]]]]:
+        """The longest run of pending sends to one layer, up to MAX_BATCH."""
+        layer = self.pending[0][0]
+        batch: list[tuple[str, dict[str, Any]]] = []
+        while self.pending and self.pending[0][0] is layer and len(batch) < self.MAX_BATCH:
+            _, group, message = self.pending.popleft()
+            batch.append((group, message))
+        return layer, batch
+
     async def _drain(self) -> None:
         while self.pending:
-            layer, group, message = self.pending.popleft()
-            try:
-                # A stuck layer (Redis unreachable) must not hold up every
-                # later event for ever.
-                await asyncio.wait_for(layer.group_send(group, message), self.SEND_TIMEOUT_S)
-            except Exception:
-                logger.exception("broadcast to %s failed", group)
+            layer, batch = self._take_batch()
+            many = getattr(layer, "group_send_many", None)
+            if many is not None:
+                await self._send(many(batch), f"{len(batch)} event(s)")
+            else:
+                for group, message in batch:
+                    await self._send(layer.group_send(group, message), group)
+
+    async def _send(self, send: Awaitable[None], what: str) -> None:
+        try:
+            # A stuck layer (Redis unreachable) must not hold up every later
+            # event for ever.
+            await asyncio.wait_for(send, self.SEND_TIMEOUT_S)
+        except Exception:
+            logger.exception("broadcast to %s failed", what)
 
 
 _sender = _Sender()

@@ -260,7 +260,7 @@ if REDIS_URL:
         "default": {
             # The pub/sub layer: measured far better at fan-out than the
             # list-based default, which dropped group messages under load.
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "collab.redislayer.BatchingPubSubChannelLayer",
             "CONFIG": {"hosts": [REDIS_URL]},
         }
     }

@@ -50,7 +50,7 @@ def redis(settings: Any) -> Iterator[str]:
     settings.ROOMTONE_JAM_WORKERS = "channel"
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "collab.redislayer.BatchingPubSubChannelLayer",
             "CONFIG": {"hosts": [url]},
         }
     }

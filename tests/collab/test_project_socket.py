@@ -122,7 +122,7 @@ async def test_events_travel_through_redis_pubsub_layer(settings):
     require_service("Redis", port_open("127.0.0.1", 6379), "127.0.0.1:6379")
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "collab.redislayer.BatchingPubSubChannelLayer",
             "CONFIG": {"hosts": [os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")]},
         }
     }
