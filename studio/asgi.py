@@ -13,12 +13,11 @@ import gc  # noqa: E402
 import sys  # noqa: E402
 from typing import Any  # noqa: E402
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.routing import ProtocolTypeRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from collab.broadcast import remember_server_loop  # noqa: E402
-from collab.routing import websocket_urlpatterns  # noqa: E402
+from collab.routing import websocket_application  # noqa: E402
 from studio.uploads import UploadLimitMiddleware  # noqa: E402
 
 
@@ -71,9 +70,7 @@ class RememberLoop:
 router = ProtocolTypeRouter(
     {
         "http": UploadLimitMiddleware(django_asgi_app),
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        "websocket": AllowedHostsOriginValidator(websocket_application),
     }
 )
 application = RememberLoop(router)
