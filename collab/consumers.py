@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from asgiref.sync import SyncToAsync
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
@@ -117,9 +116,11 @@ def on_project_thread(project_id: int, func: Callable[..., Any]) -> Callable[...
                 ThreadPoolExecutor(1, thread_name_prefix=f"project-db-{len(_project_threads)}")
             )
     executor = _project_threads[project_id % threads]
-    # Not channels' DatabaseSyncToAsync, which gives the connection back to
-    # the pool around every call: these threads keep theirs.
-    return SyncToAsync(editing.on_writer_thread(func), thread_sensitive=False, executor=executor)
+    # channels' wrapper closes obsolete connections around every call;
+    # on_writer_thread marks this thread's as kept, so it stays open.
+    return database_sync_to_async(  # type: ignore[no-any-return]
+        editing.on_writer_thread(func), thread_sensitive=False, executor=executor
+    )
 
 
 async def dispatch_in_turn(
