@@ -3,7 +3,7 @@
 Same conventions as studio.actions: access_* look up with a permission check,
 check_* validate, do_* write in one transaction and broadcast after commit.
 The document and the blobs its clips read are frozen on the job row when it is
-requested; the render task (studio.render_tasks) turns that row into a file.
+requested; the render task (studio.tasks.render_project) turns that row into a file.
 
 Any member may render and download: listening to the project is what viewers
 are for. Cancelling is for whoever asked for the render, and editors and owners.
@@ -412,7 +412,7 @@ def do_request_render(user: actions.AnyUser, project_id: int, options: Any) -> R
         job.save()
         _broadcast(job)
         if done is None:
-            from .render_tasks import enqueue_render
+            from .tasks import enqueue_render
 
             job_id = job.id
             # robust: the job is committed even if the queue is down; it then
@@ -602,7 +602,7 @@ def do_reclaim_render(job_id: int, stale_after_s: float = STALE_AFTER_S) -> str:
         job.heartbeat_at = timezone.now()
         job.save()
         _broadcast(job)
-        from .render_tasks import enqueue_render
+        from .tasks import enqueue_render
 
         transaction.on_commit(lambda: enqueue_render(job_id), robust=True)
     return "requeued"

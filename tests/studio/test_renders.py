@@ -17,7 +17,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 import audio.engine.render
-import studio.render_tasks
+import studio.tasks
 from audio.engine.document import parse_document
 from audio.engine.render import render
 from studio import actions, editing, renders
@@ -103,13 +103,13 @@ def ask(client_for, people, django_capture_on_commit_callbacks):
 def engine_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Counts the engine runs the render task makes."""
     calls: list[str] = []
-    real = studio.render_tasks.render
+    real = studio.tasks.render
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         calls.append(args[2])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(studio.render_tasks, "render", counting)
+    monkeypatch.setattr(studio.tasks, "render", counting)
     return calls
 
 
@@ -484,7 +484,7 @@ def test_cancelling_a_queued_render_means_it_never_runs(
         cancelled = client_for("owner").post(url(project, f"/{job['id']}/cancel"))
     assert cancelled.status_code == 200
     assert cancelled.json()["status"] == "cancelled"
-    studio.render_tasks.render_project.call(job["id"])  # the queue delivers it anyway
+    studio.tasks.render_project.call(job["id"])  # the queue delivers it anyway
     assert RenderJob.objects.get(id=job["id"]).status == "cancelled"
     assert engine_calls == []
     assert events[-1]["type"] == "render.updated"
@@ -496,7 +496,7 @@ def test_cancelling_a_queued_render_means_it_never_runs(
 def test_cancelling_a_running_render_stops_the_engine_and_stores_nothing(
     ask, song, project, people, monkeypatch, media_root
 ):
-    real = studio.render_tasks.render
+    real = studio.tasks.render
 
     def cancel_first(*args: Any, **kwargs: Any) -> Any:
         # The user presses cancel while the engine runs.
@@ -504,8 +504,8 @@ def test_cancelling_a_running_render_stops_the_engine_and_stores_nothing(
         renders.do_cancel_render(people["owner"], project.id, job.id)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(studio.render_tasks, "render", cancel_first)
-    monkeypatch.setattr(studio.render_tasks, "CHECK_EVERY_S", 0.0)
+    monkeypatch.setattr(studio.tasks, "render", cancel_first)
+    monkeypatch.setattr(studio.tasks, "CHECK_EVERY_S", 0.0)
     job = ask({"format": "wav"}).json()
     row = RenderJob.objects.get(id=job["id"])
     assert (row.status, row.cancel_requested, row.output_name) == ("cancelled", True, "")
@@ -609,8 +609,8 @@ def test_deleting_the_project_deletes_its_render_files(
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
 def test_a_render_runs_on_an_rq_worker(rq_queue, song, project, client_for, monkeypatch):
-    task = studio.render_tasks.render_project.using(queue_name=rq_queue.name)
-    monkeypatch.setattr(studio.render_tasks, "enqueue_render", lambda job_id: task.enqueue(job_id))
+    task = studio.tasks.render_project.using(queue_name=rq_queue.name)
+    monkeypatch.setattr(studio.tasks, "enqueue_render", lambda job_id: task.enqueue(job_id))
     response = client_for("viewer").post(url(project), {"format": "flac"}, format="json")
     assert response.status_code == 201
     job_id = response.json()["id"]
