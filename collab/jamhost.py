@@ -53,6 +53,8 @@ WORKER_STALE_S = 3 * HEARTBEAT_S
 GROUP_REFRESH_S = 60.0  # layers expire group membership (a day by default)
 MAX_FORWARDS = 3
 STOP_TIMEOUT_S = 300.0  # saving a long recording to object storage takes a while
+LOOPS_STOP_TIMEOUT_S = 5.0
+SLOW_STOP_REPORT_S = 10.0
 EDITOR_ROLES = ("owner", "editor")
 
 
@@ -296,9 +298,11 @@ class JamHost:
         """Close every room, saving recordings in progress, and let go of claims."""
         for task in self._loops:
             task.cancel()
-        for task in self._loops:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # A cancelled receive unsubscribes on the layer's connection: bounded,
+        # so a stuck one cannot keep the rooms (and their takes) from closing.
+        _, stuck = await asyncio.wait(self._loops, timeout=LOOPS_STOP_TIMEOUT_S)
+        for task in stuck:
+            log.warning("jam: %s did not stop; closing rooms anyway", task.get_coro())
         for project_id in list(self.rooms):
             await self._close_room(project_id, reason="the jam server is shutting down")
         if self._saves:
@@ -854,6 +858,41 @@ def current_embedded_host() -> JamHost | None:
 # --- scale-out: the worker process ----------------------------------------------------------
 
 
+async def stop_reporting(stopping: Awaitable[None], timeout: float, report_every: float) -> None:
+    """Await `stopping` for at most `timeout` s (TimeoutError after that);
+    while it takes longer than `report_every` s, log what every task of the
+    loop is waiting on, so an admin (or a test) can see what holds it up."""
+    task = asyncio.ensure_future(stopping)
+    current = asyncio.current_task()
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        done, _ = await asyncio.wait([task], timeout=min(report_every, max(left, 0.0)))
+        if done:
+            task.result()
+            return
+        if left <= report_every:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            raise TimeoutError
+        waiting = "\n  ".join(awaiting(t) for t in asyncio.all_tasks() if t is not current)
+        log.warning("jam: still stopping; tasks waiting:\n  %s", waiting)
+
+
+def awaiting(task: asyncio.Task[Any]) -> str:
+    """Where a task is suspended: its chain of awaits, outermost first."""
+    chain = []
+    coro: Any = task.get_coro()
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            name = Path(frame.f_code.co_filename).name
+            chain.append(f"{frame.f_code.co_name} ({name}:{frame.f_lineno})")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return " > ".join(chain) or repr(task)
+
+
 async def run_worker(max_rooms: int | None = None, stop: asyncio.Event | None = None) -> None:
     """Serve jam rooms from this process until SIGTERM/SIGINT (or `stop`)."""
     layer = get_channel_layer()
@@ -877,7 +916,7 @@ async def run_worker(max_rooms: int | None = None, stop: asyncio.Event | None = 
         try:
             # Recordings in progress are saved first; a peer connection that
             # will not close must not keep the process from exiting.
-            await asyncio.wait_for(host.stop(), STOP_TIMEOUT_S)
+            await stop_reporting(host.stop(), STOP_TIMEOUT_S, SLOW_STOP_REPORT_S)
         except TimeoutError:
             log.error("jam worker %s: shutdown timed out", host.channel)
         await room_claims.close()

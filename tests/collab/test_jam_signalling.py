@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator, Callable
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -465,3 +466,56 @@ async def test_a_player_whose_audio_connection_drops_is_told_and_leaves_the_rost
     err_message = {"type": "jam.mix", "metronome": True}
     await olivia.send(err_message)
     assert (await olivia.next("error"))["code"] == "not_joined"
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+        self.seen = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+        self.seen.set()  # logged from a task on this loop
+
+
+@pytest.fixture
+def jam_warnings() -> Iterator[_Collect]:
+    handler = _Collect()
+    logger = logging.getLogger("collab.jamhost")
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+
+
+@pytest.mark.django_db(transaction=False)
+async def test_a_slow_shutdown_says_what_it_waits_on(jam_warnings: _Collect) -> None:
+    release = asyncio.Event()
+
+    async def close_the_peer_that_hangs() -> None:
+        await release.wait()
+
+    stopping = asyncio.ensure_future(
+        jamhost.stop_reporting(close_the_peer_that_hangs(), timeout=60, report_every=0.05)
+    )
+    await asyncio.wait_for(jam_warnings.seen.wait(), 10)
+    assert "close_the_peer_that_hangs (test_jam_signalling.py:" in jam_warnings.messages[0]
+    assert not stopping.done()
+    release.set()
+    assert await asyncio.wait_for(stopping, 10) is None
+
+
+@pytest.mark.django_db(transaction=False)
+async def test_a_shutdown_past_its_time_limit_is_given_up(jam_warnings: _Collect) -> None:
+    given_up = asyncio.Event()
+
+    async def never_done() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            given_up.set()
+
+    with pytest.raises(TimeoutError):
+        await jamhost.stop_reporting(never_done(), timeout=0.2, report_every=0.05)
+    assert given_up.is_set()  # cancelled, not left running
+    assert any("never_done" in m for m in jam_warnings.messages)
