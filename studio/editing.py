@@ -288,6 +288,11 @@ def writer_threads() -> int:
 # A kept connection unused for longer than this is checked (a round trip)
 # before its next use: the server may have dropped it (restart, idle timeout).
 WRITER_CHECK_AFTER_IDLE_S = 1.0
+# A kept connection older than this goes back to the pool before the next call
+# and a fresh one is taken: psycopg's pool retires connections at its
+# max_lifetime (one hour by default) only when they come back, and these
+# would never come back.
+WRITER_CONNECTION_LIFETIME_S = 3600.0
 
 
 def on_writer_thread(func: Callable[..., T]) -> Callable[..., T]:
@@ -299,20 +304,25 @@ def on_writer_thread(func: Callable[..., T]) -> Callable[..., T]:
     py-spy profile, and one of its six round trips (docs/benchmarks.md,
     co-editing). Here a thread keeps
     its connection; one that was idle for WRITER_CHECK_AFTER_IDLE_S or more is
-    checked before use, and one that saw an error is checked and replaced, as
-    Django does for requests (close_if_unusable_or_obsolete)."""
+    checked before use, one that saw an error is checked and replaced, as
+    Django does for requests (close_if_unusable_or_obsolete), and one older
+    than WRITER_CONNECTION_LIFETIME_S is given back and replaced."""
 
     @functools.wraps(func)
     def call(*args: Any, **kwargs: Any) -> T:
         db = connections[DEFAULT_DB_ALIAS]
+        now = time.monotonic()
         if db.connection is not None:
             used_at = getattr(db, "roomtone_used_at", 0.0)
-            db.close_at = None  # kept: not obsolete by age
+            db.close_at = None  # kept: not obsolete by Django's CONN_MAX_AGE
             db.close_if_unusable_or_obsolete()
-            idle = time.monotonic() - used_at >= WRITER_CHECK_AFTER_IDLE_S
+            idle = now - used_at >= WRITER_CHECK_AFTER_IDLE_S
+            old = now - getattr(db, "roomtone_taken_at", now) >= WRITER_CONNECTION_LIFETIME_S
             # (Django leaves the check of pooled connections to the pool.)
-            if db.connection is not None and idle and not db.is_usable():
+            if db.connection is not None and (old or (idle and not db.is_usable())):
                 db.close()
+        if db.connection is None:
+            db.roomtone_taken_at = now  # type: ignore[attr-defined]
         try:
             return func(*args, **kwargs)
         finally:

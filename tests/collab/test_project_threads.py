@@ -107,3 +107,24 @@ def test_a_connection_that_failed_is_replaced_on_the_next_call(settings, monkeyp
     second = _on_lane(_backend_pid)
     assert second != first
     assert _on_lane(_backend_pid) == second
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_kept_connection_is_given_back_after_its_lifetime(settings, monkeypatch):
+    """The pool retires connections at its max_lifetime only when they come
+    back; a project thread gives its connection back once it is that old."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite has no project threads")
+    from studio import editing
+
+    settings.ROOMTONE_EDIT_THREADS = 3
+    monkeypatch.setattr(editing, "WRITER_CONNECTION_LIFETIME_S", 3600.0)
+    first = _on_lane(_backend_pid)
+    assert _on_lane(_backend_pid) == first
+    taken = connection.pool.get_stats().get("requests_num", 0)
+    monkeypatch.setattr(editing, "WRITER_CONNECTION_LIFETIME_S", 0.0)
+    second = _on_lane(_backend_pid)
+    # given back and taken again (the pool may hand the same backend out)
+    assert connection.pool.get_stats().get("requests_num", 0) == taken + 1
+    monkeypatch.setattr(editing, "WRITER_CONNECTION_LIFETIME_S", 3600.0)
+    assert _on_lane(_backend_pid) == second
