@@ -25,15 +25,20 @@ from django.conf import settings
 class SessionUserMiddleware(BaseMiddleware):
     """Sets `scope["session"]` (the cookie's session, for reading) and
     `scope["user"]` (its user, or AnonymousUser), as channels' session and
-    auth middleware do; needs `scope["cookies"]` (CookieMiddleware)."""
+    auth middleware do; needs `scope["cookies"]` (CookieMiddleware). It
+    leaves a session or user that an outer layer already set (a
+    test harness, an ASGI wrapper that authenticates otherwise)."""
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
-        engine = import_module(settings.SESSION_ENGINE)
-        key = scope.get("cookies", {}).get(settings.SESSION_COOKIE_NAME)
-        scope = dict(scope, session=engine.SessionStore(session_key=key))
-        # channels' own lookup: the session's user, if its backend still
-        # knows them and their password has not changed since they logged in.
-        scope["user"] = await get_user(scope)
+        scope = dict(scope)
+        if "session" not in scope:
+            engine = import_module(settings.SESSION_ENGINE)
+            key = scope.get("cookies", {}).get(settings.SESSION_COOKIE_NAME)
+            scope["session"] = engine.SessionStore(session_key=key)
+        if "user" not in scope:
+            # channels' own lookup: the session's user, if its backend still
+            # knows them and their password has not changed since they logged in.
+            scope["user"] = await get_user(scope)
         return await super().__call__(scope, receive, send)
 
 

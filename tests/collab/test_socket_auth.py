@@ -54,3 +54,20 @@ async def test_no_cookie_a_forged_one_or_an_outdated_session_cannot_connect():
         comm = await open_socket(project.id, cookie)
         assert await comm.receive_output(timeout=5) == {"type": "websocket.close", "code": 4403}
         await comm.disconnect()
+
+
+async def test_a_user_set_by_an_outer_layer_is_kept():
+    project, owner, viewer, _ = await sync_to_async(make_people)()
+    # The viewer's cookie, but a wrapper in front already said who this is.
+    cookie = await sync_to_async(logged_in)(viewer)
+    comm = WebsocketCommunicator(
+        websocket_application,
+        f"/ws/projects/{project.id}/",
+        headers=[(b"cookie", f"sessionid={cookie}".encode())],
+    )
+    comm.scope["user"] = owner
+    connected, _ = await comm.connect(timeout=5)
+    assert connected
+    hello = await comm.receive_json_from(timeout=5)
+    assert (hello["role"], hello["user"]["id"]) == ("owner", owner.pk)
+    await comm.disconnect()
