@@ -89,8 +89,9 @@ class _Sender:
     trip, on a layer that can (`collab.redislayer`'s `group_send_many`): each
     send on channels_redis's pub/sub layer is its own round trip, and the
     layer makes them one at a time. A batch that fails is lost as a whole
-    (logged), as are the sends still queued when the loop shuts down: events
-    are notifications, and clients resync after a gap (docs/protocol.md §4)."""
+    (logged), as are the sends still queued when the loop shuts down (counted
+    in the log): events are notifications, and clients resync after a gap
+    (docs/protocol.md §4)."""
 
     SEND_TIMEOUT_S = 10.0
     MAX_BATCH = 256
@@ -116,14 +117,25 @@ class _Sender:
         return layer, batch
 
     async def _drain(self) -> None:
-        while self.pending:
-            layer, batch = self._take_batch()
-            many = getattr(layer, "group_send_many", None)
-            if many is not None:
-                await self._send(many(batch), f"{len(batch)} event(s)")
-            else:
-                for group, message in batch:
-                    await self._send(layer.group_send(group, message), group)
+        batch: list[tuple[str, dict[str, Any]]] = []
+        try:
+            while self.pending:
+                layer, batch = self._take_batch()
+                many = getattr(layer, "group_send_many", None)
+                if many is not None:
+                    await self._send(many(batch), f"{len(batch)} event(s)")
+                else:
+                    while batch:
+                        group, message = batch[0]
+                        await self._send(layer.group_send(group, message), group)
+                        batch.pop(0)
+                batch = []
+        except asyncio.CancelledError:
+            # The loop is shutting down: say how many never went out.
+            unsent = len(batch) + len(self.pending)
+            self.pending.clear()
+            logger.warning("broadcast: %d event(s) not sent or not confirmed: stopping", unsent)
+            raise
 
     async def _send(self, send: Awaitable[None], what: str) -> None:
         try:

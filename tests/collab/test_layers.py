@@ -6,6 +6,7 @@ scale-out layer publishes several group sends in one round trip
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import threading
@@ -179,3 +180,26 @@ async def test_a_failed_batch_is_logged_and_later_events_still_go_out(
         "broadcast to 2 event(s) failed"
     ]
     await bad.flush()
+
+
+async def test_events_still_queued_when_the_loop_stops_are_counted_in_the_log(caplog):
+    entered = asyncio.Event()
+
+    class StuckLayer:
+        async def group_send(self, group: str, message: dict[str, Any]) -> None:
+            entered.set()
+            await asyncio.Event().wait()  # a send that never completes
+
+    sender = broadcast._Sender()
+    layer = StuckLayer()
+    for revision in range(5):
+        sender.push(layer, "project.1", event_message({"type": "edit", "revision": revision}))
+    await asyncio.wait_for(entered.wait(), 5)
+    assert sender.task is not None
+    sender.task.cancel()  # what the loop's shutdown does to pending tasks
+    with contextlib.suppress(asyncio.CancelledError):
+        await sender.task
+    assert not sender.pending
+    assert [r.getMessage() for r in caplog.records if r.name == "collab.broadcast"] == [
+        "broadcast: 5 event(s) not sent or not confirmed: stopping"
+    ]
