@@ -281,6 +281,7 @@ class JamHost:
         self._open_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
+        self._stopping = False
         self._saves: set[asyncio.Task[None]] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -296,13 +297,19 @@ class JamHost:
 
     async def stop(self) -> None:
         """Close every room, saving recordings in progress, and let go of claims."""
+        self._stopping = True  # no new requests, even from a loop that will not stop
         for task in self._loops:
             task.cancel()
-        # A cancelled receive unsubscribes on the layer's connection: bounded,
-        # so a stuck one cannot keep the rooms (and their takes) from closing.
-        _, stuck = await asyncio.wait(self._loops, timeout=LOOPS_STOP_TIMEOUT_S)
-        for task in stuck:
-            log.warning("jam: %s did not stop; closing rooms anyway", task.get_coro())
+        if self._loops:
+            # A cancelled receive unsubscribes on the layer's connection:
+            # bounded, so a stuck one cannot keep the rooms (and their takes)
+            # from closing.
+            done, stuck = await asyncio.wait(self._loops, timeout=LOOPS_STOP_TIMEOUT_S)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    log.error("jam: a request loop had failed", exc_info=task.exception())
+            for task in stuck:
+                log.warning("jam: still waiting at %s; closing rooms anyway", awaiting(task))
         for project_id in list(self.rooms):
             await self._close_room(project_id, reason="the jam server is shutting down")
         if self._saves:
@@ -322,7 +329,7 @@ class JamHost:
     async def _receive_loop(self) -> None:
         while True:
             message = await self.layer.receive(self.channel)
-            if message.get("type") == REQUEST:
+            if message.get("type") == REQUEST and not self._stopping:
                 self._spawn(self._handle(message))
 
     # -- talking to consumers ---------------------------------------------------------
@@ -859,25 +866,23 @@ def current_embedded_host() -> JamHost | None:
 
 
 async def stop_reporting(stopping: Awaitable[None], timeout: float, report_every: float) -> None:
-    """Await `stopping` for at most `timeout` s (TimeoutError after that);
-    while it takes longer than `report_every` s, log what every task of the
-    loop is waiting on, so an admin (or a test) can see what holds it up."""
-    task = asyncio.ensure_future(stopping)
-    current = asyncio.current_task()
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        done, _ = await asyncio.wait([task], timeout=min(report_every, max(left, 0.0)))
-        if done:
-            task.result()
-            return
-        if left <= report_every:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            raise TimeoutError
-        waiting = "\n  ".join(awaiting(t) for t in asyncio.all_tasks() if t is not current)
-        log.warning("jam: still stopping; tasks waiting:\n  %s", waiting)
+    """Await `stopping` for at most `timeout` s (then it is cancelled and
+    TimeoutError raised, as with wait_for); every `report_every` s meanwhile,
+    log what each task of the loop is waiting on, so an admin (or a test) can
+    see what holds it up."""
+
+    async def report() -> None:
+        while True:
+            await asyncio.sleep(report_every)
+            me = asyncio.current_task()
+            waiting = "\n  ".join(awaiting(t) for t in asyncio.all_tasks() if t is not me)
+            log.warning("jam: still stopping; tasks waiting:\n  %s", waiting)
+
+    reporter = asyncio.ensure_future(report())
+    try:
+        await asyncio.wait_for(stopping, timeout)
+    finally:
+        reporter.cancel()
 
 
 def awaiting(task: asyncio.Task[Any]) -> str:
