@@ -131,10 +131,12 @@ class _Sender:
                         batch.pop(0)
                 batch = []
         except asyncio.CancelledError:
-            # The loop is shutting down: say how many never went out.
-            unsent = len(batch) + len(self.pending)
-            self.pending.clear()
-            logger.warning("broadcast: %d event(s) not sent or not confirmed: stopping", unsent)
+            # The loop is shutting down: say how many never went out (unless
+            # a newer loop's task has taken over the queue meanwhile).
+            if self.task is asyncio.current_task():
+                unsent = len(batch) + len(self.pending)
+                self.pending.clear()
+                logger.warning("broadcast: %d event(s) not sent or not confirmed: stopping", unsent)
             raise
 
     async def _send(self, send: Awaitable[None], what: str) -> None:
