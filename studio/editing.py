@@ -288,10 +288,11 @@ def writer_threads() -> int:
 # A kept connection unused for longer than this is checked (a round trip)
 # before its next use: the server may have dropped it (restart, idle timeout).
 WRITER_CHECK_AFTER_IDLE_S = 1.0
-# A kept connection older than this goes back to the pool before the next call
-# and a fresh one is taken: psycopg's pool retires connections at its
-# max_lifetime (one hour by default) only when they come back, and these
-# would never come back.
+# A connection kept for longer than this goes back to the pool before the
+# next call and another is taken: psycopg's pool retires connections older
+# than its max_lifetime (one hour by default) only when they come back, and
+# kept ones would never come back. (One taken from the pool may already be up
+# to an hour old, so a kept connection lives at most about two.)
 WRITER_CONNECTION_LIFETIME_S = 3600.0
 
 
@@ -317,7 +318,9 @@ def on_writer_thread(func: Callable[..., T]) -> Callable[..., T]:
             db.close_at = None  # kept: not obsolete by Django's CONN_MAX_AGE
             db.close_if_unusable_or_obsolete()
             idle = now - used_at >= WRITER_CHECK_AFTER_IDLE_S
-            old = now - getattr(db, "roomtone_taken_at", now) >= WRITER_CONNECTION_LIFETIME_S
+            if not hasattr(db, "roomtone_taken_at"):  # opened outside this wrapper
+                db.roomtone_taken_at = now  # type: ignore[attr-defined]
+            old = now - db.roomtone_taken_at >= WRITER_CONNECTION_LIFETIME_S  # type: ignore[attr-defined]
             # (Django leaves the check of pooled connections to the pool.)
             if db.connection is not None and (old or (idle and not db.is_usable())):
                 db.close()

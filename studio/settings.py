@@ -175,7 +175,8 @@ if DATABASE_URL:
     # around every database call, with no connect per call (0.8 ms of CPU and
     # a round trip each, measured: docs/benchmarks.md, co-editing). The
     # project sockets' database threads (ROOMTONE_EDIT_THREADS) each keep one
-    # of the pool's connections for good (studio.editing.on_writer_thread).
+    # of the pool's connections, for an hour at a time
+    # (studio.editing.on_writer_thread).
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
     DATABASES["default"].setdefault("TEST", {})
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":

@@ -121,10 +121,14 @@ def test_a_kept_connection_is_given_back_after_its_lifetime(settings, monkeypatc
     monkeypatch.setattr(editing, "WRITER_CONNECTION_LIFETIME_S", 3600.0)
     first = _on_lane(_backend_pid)
     assert _on_lane(_backend_pid) == first
-    taken = connection.pool.get_stats().get("requests_num", 0)
+    stats = connection.pool.get_stats()
+    taken, out = stats.get("requests_num", 0), stats["pool_size"] - stats["pool_available"]
     monkeypatch.setattr(editing, "WRITER_CONNECTION_LIFETIME_S", 0.0)
     second = _on_lane(_backend_pid)
-    # given back and taken again (the pool may hand the same backend out)
-    assert connection.pool.get_stats().get("requests_num", 0) == taken + 1
+    # given back and taken again (the pool may hand the same backend out),
+    # not left checked out beside the new one
+    stats = connection.pool.get_stats()
+    assert stats.get("requests_num", 0) == taken + 1
+    assert stats["pool_size"] - stats["pool_available"] == out
     monkeypatch.setattr(editing, "WRITER_CONNECTION_LIFETIME_S", 3600.0)
     assert _on_lane(_backend_pid) == second
