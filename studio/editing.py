@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -314,15 +315,16 @@ def on_writer_thread(func: Callable[..., T]) -> Callable[..., T]:
         db = connections[DEFAULT_DB_ALIAS]
         now = time.monotonic()
         if db.connection is not None:
-            used_at = getattr(db, "roomtone_used_at", 0.0)
             db.close_at = None  # kept: not obsolete by Django's CONN_MAX_AGE
             db.close_if_unusable_or_obsolete()
+        if db.connection is not None:
+            # Never stamped (opened outside this wrapper): treated as old.
+            taken_at = getattr(db, "roomtone_taken_at", -math.inf)
+            used_at = getattr(db, "roomtone_used_at", -math.inf)
+            old = now - taken_at >= WRITER_CONNECTION_LIFETIME_S
             idle = now - used_at >= WRITER_CHECK_AFTER_IDLE_S
-            if not hasattr(db, "roomtone_taken_at"):  # opened outside this wrapper
-                db.roomtone_taken_at = now  # type: ignore[attr-defined]
-            old = now - db.roomtone_taken_at >= WRITER_CONNECTION_LIFETIME_S  # type: ignore[attr-defined]
             # (Django leaves the check of pooled connections to the pool.)
-            if db.connection is not None and (old or (idle and not db.is_usable())):
+            if old or (idle and not db.is_usable()):
                 db.close()
         if db.connection is None:
             db.roomtone_taken_at = now  # type: ignore[attr-defined]
